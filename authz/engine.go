@@ -1,0 +1,137 @@
+// Package authz answers "may they do this, and within what limits?": it
+// loads and compiles the Rego policies of the policies/ folder once, keeps a
+// prepared query for data.portcullis.decision, and turns each call's typed
+// Input into a typed Decision. Anything other than a well-formed decision is
+// a deny (fail closed).
+package authz
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+)
+
+// DecisionQuery is the rule the gateway evaluates for every call.
+const DecisionQuery = "data.portcullis.decision"
+
+// Engine evaluates the policy. It is safe for concurrent use.
+type Engine struct {
+	current atomic.Pointer[policy]
+}
+
+// policy is one compiled revision of the policy folder.
+type policy struct {
+	decision rego.PreparedEvalQuery
+	revision string
+}
+
+// Load compiles every .rego file in dir (tests, *_test.rego, are left to
+// `portcullis policy test`) and prepares the decision query. A compile error
+// names the file, line and message.
+func Load(ctx context.Context, dir string) (*Engine, error) {
+	p, err := compile(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{}
+	e.current.Store(p)
+	return e, nil
+}
+
+// Revision identifies the policy in force: a hash of its files' names and
+// contents, recorded in every audit record.
+func (e *Engine) Revision() string { return e.current.Load().revision }
+
+func compile(ctx context.Context, dir string) (*policy, error) {
+	files, err := policyFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("load policy: no .rego files in %s", dir)
+	}
+	h := sha256.New()
+	opts := []func(*rego.Rego){rego.Query(DecisionQuery)}
+	definesDecision := false
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("load policy: %w", err)
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", filepath.Base(f), len(src))
+		h.Write(src)
+		mod, err := ast.ParseModuleWithOpts(f, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return nil, fmt.Errorf("load policy: %w", err)
+		}
+		if mod.Package.Path.String() == "data.portcullis" {
+			for _, r := range mod.Rules {
+				if r.Head.Name == "decision" || r.Head.Ref().String() == "decision" {
+					definesDecision = true
+				}
+			}
+		}
+		opts = append(opts, rego.ParsedModule(mod))
+	}
+	if !definesDecision {
+		return nil, fmt.Errorf("load policy: no file in %s defines the rule decision in package portcullis; the gateway queries %s", dir, DecisionQuery)
+	}
+	prepared, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load policy: %w", err)
+	}
+	return &policy{decision: prepared, revision: hex.EncodeToString(h.Sum(nil))[:16]}, nil
+}
+
+func policyFiles(dir string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".rego") && !strings.HasSuffix(path, "_test.rego") {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load policy: %w", err)
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+// Decide evaluates the policy for one call. It always returns a usable
+// Decision: when evaluation fails or the result is not a well-formed
+// decision, the Decision denies, its reason says why, and the error is
+// returned too so the caller can audit the cause.
+func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
+	p := e.current.Load()
+	rs, err := p.decision.Eval(ctx, rego.EvalParsedInput(in.value()))
+	if err != nil {
+		return failClosed(p.revision, fmt.Errorf("evaluate policy: %w", err))
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return failClosed(p.revision, errors.New("policy defined no decision for this request; add a default decision"))
+	}
+	d, err := decodeDecision(rs[0].Expressions[0].Value)
+	if err != nil {
+		return failClosed(p.revision, fmt.Errorf("policy decision: %w", err))
+	}
+	d.Revision = p.revision
+	return d, nil
+}
+
+func failClosed(revision string, err error) (Decision, error) {
+	return Decision{Allow: false, Reasons: []string{"denied: " + err.Error()}, Revision: revision}, err
+}

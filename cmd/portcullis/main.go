@@ -1,0 +1,99 @@
+// Command portcullis is the Portcullis gateway: an identity-aware gateway
+// in front of LLM providers.
+//
+//	portcullis serve --config FILE           run the gateway
+//	portcullis config check --config FILE    validate a configuration
+//	portcullis keys generate --subject S --group G...
+//	                                         make a new API key
+//	portcullis policy test [DIR]             run the Rego policy tests
+//	portcullis version                       print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: portcullis <command> [flags]
+
+commands:
+  serve --config FILE                   run the gateway
+  config check --config FILE            validate a configuration file
+  keys generate --subject S [--group G]... [--name N]
+                                        print a new API key and its config entry
+  policy test [DIR]                     run the policy tests (default DIR: policies)
+  version                               print the version
+`
+
+// errUsage marks a command line that could not be understood.
+var errUsage = errors.New("usage")
+
+func run(args []string, stdout, stderr io.Writer) int {
+	err := dispatch(args, stdout, stderr)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stderr, usage)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "portcullis:", err)
+		return 1
+	}
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errUsage
+	}
+	switch cmd, rest := args[0], args[1:]; {
+	case cmd == "serve":
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		return serve(ctx, rest, stderr)
+	case cmd == "config" && len(rest) > 0 && rest[0] == "check":
+		return configCheck(rest[1:], stdout, stderr)
+	case cmd == "keys" && len(rest) > 0 && rest[0] == "generate":
+		return keysGenerate(rest[1:], stdout, stderr)
+	case cmd == "policy" && len(rest) > 0 && rest[0] == "test":
+		return policyTest(rest[1:], stdout, stderr)
+	case cmd == "version" || cmd == "--version":
+		fmt.Fprintln(stdout, "portcullis", versionString())
+		return nil
+	case cmd == "help" || cmd == "-h" || cmd == "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		return errUsage
+	}
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}

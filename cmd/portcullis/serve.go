@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"portcullis/audit"
+	"portcullis/authn"
+	"portcullis/authz"
+	"portcullis/config"
+	"portcullis/proxy"
+)
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	path := fs.String("config", "config.yaml", "configuration `file`")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.Log.Level, stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	log.Info("configuration loaded", zap.String("file", cfg.Path), zap.String("version", versionString()))
+
+	if err := checkDemoKeys(cfg, log); err != nil {
+		return err
+	}
+	keys, err := authn.NewAPIKeys(cfg.Auth.APIKeys)
+	if err != nil {
+		return err
+	}
+	log.Info("api keys loaded", zap.Int("keys", len(cfg.Auth.APIKeys)))
+
+	policy, err := authz.Load(ctx, cfg.Policy.Dir)
+	if err != nil {
+		return err
+	}
+	log.Info("policy compiled", zap.String("dir", cfg.Policy.Dir), zap.String("revision", policy.Revision()))
+
+	records, err := audit.Open(audit.Options{Stdout: cfg.Audit.Stdout, File: cfg.Audit.File})
+	if err != nil {
+		return err
+	}
+	defer records.Close()
+	log.Info("audit log open", zap.String("file", cfg.Audit.File), zap.Bool("stdout", cfg.Audit.Stdout))
+
+	srv, err := proxy.New(proxy.Options{
+		Config:        cfg,
+		Logger:        log,
+		Authenticator: authn.Chain{keys},
+		Policy:        policy,
+		Audit:         records,
+		Version:       versionString(),
+	})
+	if err != nil {
+		return err
+	}
+	return srv.Serve(ctx)
+}
+
+// checkDemoKeys warns while the published demo key is enabled and refuses
+// to expose it beyond this machine.
+func checkDemoKeys(cfg *config.Config, log *zap.Logger) error {
+	for i, k := range cfg.Auth.APIKeys {
+		if !k.Demo {
+			continue
+		}
+		if !cfg.LoopbackListen() {
+			return fmt.Errorf("auth.api_keys[%d] (%q) is the published demo key and server.listen is %s, which is reachable from other machines; "+
+				"remove the demo key (generate one with `portcullis keys generate`) or listen on 127.0.0.1", i, k.Name, cfg.Server.Listen)
+		}
+		log.Warn("the demo API key is enabled: its value is published in the README; remove it before real use", zap.String("key", k.Name))
+	}
+	return nil
+}
+
+func newLogger(level string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, errors.New("log.level: " + err.Error())
+	}
+	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{
+		TimeKey:        "time",
+		LevelKey:       "level",
+		NameKey:        "logger",
+		MessageKey:     "msg",
+		EncodeTime:     zapcore.RFC3339NanoTimeEncoder,
+		EncodeLevel:    zapcore.LowercaseLevelEncoder,
+		EncodeDuration: zapcore.StringDurationEncoder,
+	})
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)), nil
+}

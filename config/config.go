@@ -1,0 +1,202 @@
+// Package config owns Portcullis's configuration file: its schema, the
+// expansion of ${VAR} references, strict decoding (unknown fields are errors)
+// and validation whose every message names the field path, what is wrong and
+// what would be right.
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Server holds the listener and the limits of the HTTP server.
+	Server Server `yaml:"server"`
+	// Log sets up the application log (not the audit log).
+	Log Log `yaml:"log"`
+	// Providers are the upstream LLM services the gateway can call.
+	Providers []Provider `yaml:"providers"`
+	// Models are the model names callers may ask for, each served by one provider.
+	Models []Model `yaml:"models"`
+	// Auth declares the credentials the gateway accepts.
+	Auth Auth `yaml:"auth"`
+	// Policy locates the Rego policies that decide every call.
+	Policy Policy `yaml:"policy"`
+	// Audit says where the audit records go.
+	Audit Audit `yaml:"audit"`
+
+	// Path is the file the configuration was loaded from; relative paths in
+	// the file are resolved against its folder.
+	Path string `yaml:"-"`
+}
+
+// Server configures the HTTP listener.
+type Server struct {
+	// Listen is the address to listen on. Zero value: 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// ShutdownGrace bounds how long in-flight requests and streams may run
+	// after SIGTERM or SIGINT before they are cut. Zero value: 30s.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	// MaxBodyBytes is the largest request body accepted. Zero value: 10 MiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ReadHeaderTimeout bounds the time to read request headers. Zero value: 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+}
+
+// Log configures the application log.
+type Log struct {
+	// Level is debug, info, warn or error. Zero value: info.
+	Level string `yaml:"level"`
+}
+
+// Provider is one upstream LLM service.
+type Provider struct {
+	// Name is how models refer to this provider.
+	Name string `yaml:"name"`
+	// Type is the provider's wire format: demo or openai.
+	Type string `yaml:"type"`
+	// BaseURL is the upstream's API root, for example https://api.openai.com/v1.
+	BaseURL string `yaml:"base_url"`
+	// APIKey is injected into every upstream request. When the key is empty
+	// after ${VAR} expansion, the provider is disabled with a warning.
+	APIKey Secret `yaml:"api_key"`
+	// Headers are extra headers sent upstream on every request.
+	Headers map[string]Secret `yaml:"headers"`
+	// WordDelay is the pause between streamed words of the demo provider.
+	// Zero value: 25ms.
+	WordDelay Duration `yaml:"word_delay"`
+
+	// keyDeclared records that the file has an api_key line for this
+	// provider, so an empty value means "disabled", not "needs no key".
+	keyDeclared bool
+}
+
+// Model is a model name callers may ask for.
+type Model struct {
+	// Name is what callers put in the request's "model" field.
+	Name string `yaml:"name"`
+	// Provider is the name of the provider that serves it.
+	Provider string `yaml:"provider"`
+	// UpstreamModel is the model name sent to the provider. Zero value: Name.
+	UpstreamModel string `yaml:"upstream_model"`
+}
+
+// Auth declares accepted credentials.
+type Auth struct {
+	// APIKeys are gateway API keys, stored as hashes.
+	APIKeys []APIKey `yaml:"api_keys"`
+}
+
+// APIKey is one gateway API key and the identity it stands for.
+type APIKey struct {
+	// Name identifies the key in logs and audit records.
+	Name string `yaml:"name"`
+	// Hash is "sha256:" followed by the hex SHA-256 of the key, as printed by
+	// `portcullis keys generate`.
+	Hash string `yaml:"hash"`
+	// Subject is the identity's subject.
+	Subject string `yaml:"subject"`
+	// Groups are the identity's groups, as the policy sees them.
+	Groups []string `yaml:"groups"`
+	// Demo marks a key whose value is published (the quickstart's key). The
+	// gateway warns while one is enabled and refuses to listen on a
+	// non-loopback address with it.
+	Demo bool `yaml:"demo"`
+}
+
+// Policy locates the Rego policies.
+type Policy struct {
+	// Dir is the folder of .rego files. Zero value: policies.
+	Dir string `yaml:"dir"`
+}
+
+// Audit says where audit records are written.
+type Audit struct {
+	// Stdout writes records to standard output.
+	Stdout bool `yaml:"stdout"`
+	// File appends records to this file.
+	File string `yaml:"file"`
+}
+
+// Secret is a string that never prints: fmt, zap and encoders show
+// "[redacted]" so that provider keys cannot leak through a log line.
+type Secret string
+
+// String hides the value.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString hides the value from %#v.
+func (s Secret) GoString() string { return s.String() }
+
+// MarshalText hides the value from encoders.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Reveal returns the secret's value, for the one place that must send it.
+func (s Secret) Reveal() string { return string(s) }
+
+// Duration is a time.Duration written as "30s", "1m30s" or "250ms".
+type Duration time.Duration
+
+// UnmarshalText parses Go's duration syntax.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration; write it like 30s, 1m or 250ms", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Std returns the value as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Defaults applied by Load.
+const (
+	DefaultListen            = "127.0.0.1:8080"
+	DefaultShutdownGrace     = 30 * time.Second
+	DefaultMaxBodyBytes      = 10 << 20
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultWordDelay         = 25 * time.Millisecond
+	DefaultPolicyDir         = "policies"
+)
+
+// ProviderTypes are the values Provider.Type may take.
+var ProviderTypes = []string{"demo", "openai"}
+
+func (c *Config) applyDefaults() {
+	if c.Server.Listen == "" {
+		c.Server.Listen = DefaultListen
+	}
+	if c.Server.ShutdownGrace == 0 {
+		c.Server.ShutdownGrace = Duration(DefaultShutdownGrace)
+	}
+	if c.Server.MaxBodyBytes == 0 {
+		c.Server.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.Server.ReadHeaderTimeout == 0 {
+		c.Server.ReadHeaderTimeout = Duration(DefaultReadHeaderTimeout)
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Policy.Dir == "" {
+		c.Policy.Dir = DefaultPolicyDir
+	}
+	for i := range c.Providers {
+		p := &c.Providers[i]
+		if p.Type == "demo" && p.WordDelay == 0 {
+			p.WordDelay = Duration(DefaultWordDelay)
+		}
+	}
+	for i := range c.Models {
+		if c.Models[i].UpstreamModel == "" {
+			c.Models[i].UpstreamModel = c.Models[i].Name
+		}
+	}
+}

@@ -1,0 +1,231 @@
+package proxy
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"portcullis/audit"
+	"portcullis/authn"
+)
+
+// call is the state of one request on its way through the gateway; its
+// record is written when the handler returns, whatever happened.
+type call struct {
+	w     *responseWriter
+	r     *http.Request
+	rec   audit.Record
+	start time.Time
+}
+
+// handlerFunc handles one call of an endpoint.
+type handlerFunc func(c *call)
+
+// endpoint wraps a handler with what every audited endpoint shares: a
+// request id, method check, timing, and the audit record.
+func (s *Server) endpoint(method string, h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.inflight.Add(1)
+		defer s.inflight.Done()
+		c := &call{
+			w:     &responseWriter{ResponseWriter: w},
+			r:     r,
+			start: time.Now(),
+		}
+		c.w.start = c.start
+		c.rec = audit.Record{
+			Time:      c.start,
+			RequestID: newRequestID(),
+			ClientIP:  clientIP(r),
+			UserAgent: r.UserAgent(),
+			Method:    r.Method,
+			Endpoint:  r.URL.Path,
+		}
+		w.Header().Set("X-Request-Id", c.rec.RequestID)
+		defer s.finish(c)
+		if method != "" && r.Method != method {
+			w.Header().Set("Allow", method)
+			c.fail(http.StatusMethodNotAllowed, "method_not_allowed", "invalid_request_error", "method_not_allowed", "",
+				r.Method+" is not allowed on "+r.URL.Path+"; use "+method)
+			return
+		}
+		h(c)
+	}
+}
+
+func (s *Server) finish(c *call) {
+	c.rec.Latency = time.Since(c.start)
+	c.rec.TimeToFirstByte = c.w.ttfb
+	c.rec.Status = c.w.status
+	if c.rec.Status == 0 {
+		c.rec.Status = http.StatusOK
+	}
+	s.audit.Write(&c.rec)
+}
+
+// setIdentity records who is calling.
+func (c *call) setIdentity(id *authn.Identity) {
+	c.rec.Identity = audit.Identity{
+		Type:       string(id.Type),
+		Subject:    id.Subject,
+		Groups:     id.Groups,
+		Credential: id.Credential,
+	}
+}
+
+// apiError is OpenAI's error object.
+type apiError struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    *string `json:"code"`
+}
+
+// fail answers with an error in OpenAI's shape and records its class.
+// param and code may be empty.
+func (c *call) fail(status int, class, errType, code, param, message string) {
+	c.rec.ErrorClass = class
+	c.rec.Error = message
+	writeError(c.w, status, errType, code, param, message)
+}
+
+func writeError(w http.ResponseWriter, status int, errType, code, param, message string) {
+	e := apiError{Message: message, Type: errType}
+	if code != "" {
+		e.Code = &code
+	}
+	if param != "" {
+		e.Param = &param
+	}
+	body, _ := json.Marshal(struct {
+		Error apiError `json:"error"`
+	}{e})
+	body = append(body, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// readBody reads the whole request body, refusing one over the limit. The
+// gateway reads bodies whole before forwarding: the policy needs them, and
+// Go's server would otherwise tear down a proxied stream mid-way.
+func (s *Server) readBody(c *call) ([]byte, bool) {
+	limit := s.cfg.Server.MaxBodyBytes
+	if c.r.ContentLength > limit {
+		c.fail(http.StatusRequestEntityTooLarge, "request_too_large", "invalid_request_error", "request_too_large", "",
+			"the request body is "+strconv.FormatInt(c.r.ContentLength, 10)+" bytes; the limit is "+strconv.FormatInt(limit, 10))
+		return nil, false
+	}
+	size := c.r.ContentLength
+	if size < 0 || size > 1<<20 {
+		size = 64 << 10
+	}
+	buf := make([]byte, 0, size+1)
+	body, err := readAll(http.MaxBytesReader(c.w, c.r.Body, limit), buf)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		c.fail(http.StatusRequestEntityTooLarge, "request_too_large", "invalid_request_error", "request_too_large", "",
+			"the request body is larger than the limit of "+strconv.FormatInt(limit, 10)+" bytes")
+		return nil, false
+	case err != nil:
+		c.fail(http.StatusBadRequest, "bad_request", "invalid_request_error", "body_read_failed", "", "could not read the request body: "+err.Error())
+		return nil, false
+	}
+	return body, true
+}
+
+// readAll is io.ReadAll into a buffer sized from Content-Length.
+func readAll(r io.Reader, b []byte) ([]byte, error) {
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return b, nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
+}
+
+// authenticate identifies the caller or answers 401.
+func (s *Server) authenticate(c *call) (*authn.Identity, bool) {
+	id, err := s.authn.Authenticate(c.r)
+	if err == nil {
+		c.setIdentity(id)
+		return id, true
+	}
+	h := c.w.Header()
+	if errors.Is(err, authn.ErrNoCredential) {
+		h.Set("WWW-Authenticate", `Bearer realm="portcullis"`)
+		c.fail(http.StatusUnauthorized, "authentication", "invalid_request_error", "missing_api_key", "",
+			"no credential: send your Portcullis API key as \"Authorization: Bearer <key>\" or \"x-api-key: <key>\"")
+		return nil, false
+	}
+	h.Set("WWW-Authenticate", `Bearer realm="portcullis", error="invalid_token"`)
+	c.fail(http.StatusUnauthorized, "authentication", "invalid_request_error", "invalid_api_key", "",
+		"the credential was not accepted: the API key is unknown or revoked")
+	return nil, false
+}
+
+func (s *Server) notFound(c *call) {
+	c.fail(http.StatusNotFound, "not_found", "invalid_request_error", "unknown_url", "",
+		"unknown request URL: "+c.r.Method+" "+c.r.URL.Path)
+}
+
+func newRequestID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "req_" + hex.EncodeToString(b[:])
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// responseWriter records the status and when the first body byte went out.
+type responseWriter struct {
+	http.ResponseWriter
+	start   time.Time
+	status  int
+	ttfb    time.Duration
+	written int64
+}
+
+func (w *responseWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	if w.written == 0 && len(b) > 0 {
+		w.ttfb = time.Since(w.start)
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.written += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection to flush it.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

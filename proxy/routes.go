@@ -1,0 +1,133 @@
+package proxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"go.uber.org/zap"
+
+	"portcullis/adapters"
+	"portcullis/adapters/demo"
+	"portcullis/adapters/openai"
+	"portcullis/config"
+)
+
+// providerStatus is a provider as /readyz reports it.
+type providerStatus struct {
+	Name    string `json:"name"`
+	Type    string `json:"type"`
+	Enabled bool   `json:"enabled"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// demoBaseURL is where the demo provider pretends to live; requests to it
+// never leave the process.
+const demoBaseURL = "http://demo.portcullis.invalid/v1"
+
+// buildRoutes makes one provider per configured provider and maps every
+// model name to its provider. A provider whose key is empty is disabled
+// with one warning, and so are its models.
+func (s *Server) buildRoutes() error {
+	providers := map[string]adapters.Provider{}
+	for i, pc := range s.cfg.Providers {
+		if off, why := s.cfg.ProviderDisabled(i); off {
+			s.log.Warn("provider disabled: its API key is empty", zap.String("provider", pc.Name), zap.String("reason", why))
+			s.statuses = append(s.statuses, providerStatus{Name: pc.Name, Type: pc.Type, Reason: why})
+			continue
+		}
+		p, err := newProvider(pc, s.version)
+		if err != nil {
+			return err
+		}
+		providers[pc.Name] = p
+		s.statuses = append(s.statuses, providerStatus{Name: pc.Name, Type: pc.Type, Enabled: true})
+		s.log.Info("provider ready", zap.String("provider", pc.Name), zap.String("type", pc.Type))
+	}
+	s.routes = make(map[string]*route, len(s.cfg.Models))
+	for _, m := range s.cfg.Models {
+		p, ok := providers[m.Provider]
+		if !ok {
+			continue
+		}
+		s.routes[m.Name] = &route{model: m.Name, upstreamModel: m.UpstreamModel, provider: p, forceUsage: true}
+		s.models = append(s.models, m.Name)
+	}
+	if len(s.routes) == 0 {
+		s.log.Warn("no model is available: every provider is disabled or no model is configured")
+	}
+	return nil
+}
+
+func newProvider(pc config.Provider, version string) (adapters.Provider, error) {
+	ua := "portcullis/" + version
+	switch pc.Type {
+	case "demo":
+		return openai.New(openai.Options{
+			Name:      pc.Name,
+			BaseURL:   demoBaseURL,
+			Transport: &demo.Transport{Handler: &demo.Handler{WordDelay: pc.WordDelay.Std()}},
+			UserAgent: ua,
+		}), nil
+	case "openai":
+		headers := make(map[string]string, len(pc.Headers))
+		for k, v := range pc.Headers {
+			headers[k] = v.Reveal()
+		}
+		return openai.New(openai.Options{
+			Name:      pc.Name,
+			BaseURL:   pc.BaseURL,
+			APIKey:    pc.APIKey.Reveal(),
+			Headers:   headers,
+			UserAgent: ua,
+		}), nil
+	default:
+		return nil, fmt.Errorf("provider %s: unknown type %q", pc.Name, pc.Type)
+	}
+}
+
+// listModels serves GET /v1/models: the models this gateway can serve.
+func (s *Server) listModels(c *call) {
+	if _, ok := s.authenticate(c); !ok {
+		return
+	}
+	type model struct {
+		ID      string `json:"id"`
+		Object  string `json:"object"`
+		Created int64  `json:"created"`
+		OwnedBy string `json:"owned_by"`
+	}
+	list := struct {
+		Object string  `json:"object"`
+		Data   []model `json:"data"`
+	}{Object: "list", Data: make([]model, 0, len(s.models))}
+	for _, name := range s.models {
+		list.Data = append(list.Data, model{ID: name, Object: "model", Created: s.started.Unix(), OwnedBy: s.routes[name].provider.Name()})
+	}
+	writeJSON(c.w, http.StatusOK, list)
+}
+
+// readyz says whether the gateway can serve: configuration, policy and
+// providers loaded, and not shutting down.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	status, code := "ready", http.StatusOK
+	if !s.ready.Load() {
+		status, code = "not ready", http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, struct {
+		Status         string           `json:"status"`
+		PolicyRevision string           `json:"policy_revision"`
+		Providers      []providerStatus `json:"providers"`
+		Models         int              `json:"models"`
+	}{status, s.policy.Revision(), s.statuses, len(s.models)})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, _ := json.Marshal(v)
+	body = append(body, '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
+}

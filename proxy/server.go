@@ -1,0 +1,154 @@
+// Package proxy is the gateway's HTTP server: its endpoints and the request
+// path every call takes — authenticate, decode, decide, route, forward,
+// relay, audit — including streaming and client-disconnect handling.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"portcullis/adapters"
+	"portcullis/audit"
+	"portcullis/authn"
+	"portcullis/authz"
+	"portcullis/config"
+)
+
+// Server is the gateway. Build it with New, then call Serve.
+type Server struct {
+	cfg      *config.Config
+	log      *zap.Logger
+	authn    authn.Authenticator
+	policy   *authz.Engine
+	audit    Auditor
+	routes   map[string]*route
+	models   []string // enabled model names, in config order
+	statuses []providerStatus
+	started  time.Time
+	version  string
+
+	ready    atomic.Bool
+	inflight sync.WaitGroup
+	handler  http.Handler
+}
+
+// Auditor receives one record per call.
+type Auditor interface {
+	Write(*audit.Record)
+}
+
+// Options are what New needs; all are required but Version.
+type Options struct {
+	Config        *config.Config
+	Logger        *zap.Logger
+	Authenticator authn.Authenticator
+	Policy        *authz.Engine
+	Audit         Auditor
+	Version       string
+}
+
+// route is where a model name goes.
+type route struct {
+	model         string
+	upstreamModel string
+	provider      adapters.Provider
+	// forceUsage turns on stream_options.include_usage upstream, for
+	// OpenAI-type providers, so streamed calls always report usage.
+	forceUsage bool
+}
+
+// New wires the gateway from its parts and the configuration.
+func New(o Options) (*Server, error) {
+	s := &Server{
+		cfg:     o.Config,
+		log:     o.Logger,
+		authn:   o.Authenticator,
+		policy:  o.Policy,
+		audit:   o.Audit,
+		started: time.Now(),
+		version: o.Version,
+	}
+	if err := s.buildRoutes(); err != nil {
+		return nil, err
+	}
+	s.handler = s.routesMux()
+	s.ready.Store(true)
+	return s, nil
+}
+
+// Handler returns the gateway's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routesMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/chat/completions", s.endpoint(http.MethodPost, s.chatCompletions))
+	mux.HandleFunc("/v1/models", s.endpoint(http.MethodGet, s.listModels))
+	mux.HandleFunc("/healthz", s.healthz)
+	mux.HandleFunc("/readyz", s.readyz)
+	mux.HandleFunc("/", s.endpoint("", s.notFound))
+	return mux
+}
+
+// Serve listens on the configured address and serves until ctx is
+// cancelled; then it stops accepting, lets in-flight requests and streams
+// finish for up to the configured grace period, cuts what remains, and
+// returns once every audit record is written.
+func (s *Server) Serve(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return s.ServeListener(ctx, ln)
+}
+
+// ServeListener is Serve on a listener the caller opened.
+func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
+	baseCtx, cutStreams := context.WithCancel(context.Background())
+	defer cutStreams()
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.cfg.Server.ReadHeaderTimeout.Std(),
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("listening", zap.String("address", ln.Addr().String()))
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.ready.Store(false)
+	grace := s.cfg.Server.ShutdownGrace.Std()
+	s.log.Info("shutting down: draining in-flight requests", zap.Duration("grace", grace))
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		s.log.Warn("grace period over: cutting the remaining requests", zap.Error(err))
+		cutStreams()
+		_ = srv.Close()
+	}
+	s.inflight.Wait()
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	s.log.Info("stopped")
+	return nil
+}
+
+// healthz says the process is alive.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write([]byte(`{"status":"ok"}` + "\n"))
+}

@@ -1,0 +1,90 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net/http"
+
+	"portcullis/adapters"
+	"portcullis/adapters/openai"
+)
+
+// relayStream forwards an OpenAI event stream event by event, flushing each
+// one as it arrives. It reads the usage and model on the way, and hides the
+// usage chunk the gateway asked for on the client's behalf when the client
+// did not ask for it. If the client goes away, returning cancels the
+// upstream request (its context is the client's).
+func (s *Server) relayStream(c *call, resp *http.Response, clientWantsUsage bool) {
+	h := c.w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	c.w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(c.w)
+	if err := rc.Flush(); err != nil {
+		s.clientGone(c)
+		return
+	}
+
+	events := adapters.NewEventReader(resp.Body)
+	sawModel := false
+	for {
+		ev, err := events.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				s.streamBroke(c, rc, err)
+			}
+			return
+		}
+		chunk := openai.ClassifyChunk(ev.Data)
+		if chunk.HasUsage || (!sawModel && len(ev.Data) > 0 && !chunk.Done) {
+			summary := openai.ReadSummary(ev.Data)
+			if summary.Model != "" {
+				c.rec.ModelServed, sawModel = summary.Model, true
+			}
+			if u := summary.Usage; u != nil {
+				c.rec.PromptTokens, c.rec.CompletionTokens, c.rec.UsageReported = u.PromptTokens, u.CompletionTokens, true
+			}
+		}
+		if chunk.IsError {
+			summary := openai.ReadSummary(ev.Data)
+			c.rec.ErrorClass = "upstream_stream_error"
+			if summary.Error != nil {
+				c.rec.Error = summary.Error.Message
+			}
+		}
+		if chunk.UsageOnly && !clientWantsUsage {
+			continue
+		}
+		if _, err := c.w.Write(ev.Raw); err != nil {
+			s.clientGone(c)
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			s.clientGone(c)
+			return
+		}
+	}
+}
+
+// clientGone records a stream the client abandoned.
+func (s *Server) clientGone(c *call) {
+	c.rec.ErrorClass = "client_disconnected"
+	c.rec.Error = "the client went away during the stream"
+	c.w.status = statusClientClosed
+}
+
+// streamBroke ends a stream whose upstream failed after bytes reached the
+// client: the client gets a well-formed error event, so it knows the answer
+// is incomplete.
+func (s *Server) streamBroke(c *call, rc *http.ResponseController, err error) {
+	if c.r.Context().Err() != nil {
+		s.clientGone(c)
+		return
+	}
+	c.rec.ErrorClass = "upstream_stream_broken"
+	c.rec.Error = "the upstream stream broke off: " + err.Error()
+	s.log.Sugar().Warnw("upstream stream broke off", "provider", c.rec.Provider, "request_id", c.rec.RequestID, "error", err)
+	c.w.Write([]byte(`data: {"error":{"message":"the upstream provider broke off the stream; the answer is incomplete","type":"upstream_error","param":null,"code":"upstream_stream_broken"}}` + "\n\n"))
+	_ = rc.Flush()
+}
