@@ -1,0 +1,34 @@
+# Portcullis: `make test` runs every check a change must pass; `make bench`
+# measures the gateway against the alternatives and writes BENCHMARKS.md.
+
+GO ?= go
+export CGO_ENABLED ?= 1
+
+.PHONY: all build test vet unit policy-test fuzz e2e bench clean
+
+all: build
+
+build:
+	$(GO) build -o bin/portcullis ./cmd/portcullis
+
+test: vet unit policy-test fuzz
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+policy-test:
+	$(GO) run ./cmd/portcullis policy test policies
+
+# Each fuzz target runs briefly; longer runs are for a developer's machine.
+FUZZTIME ?= 5s
+fuzz:
+	@./scripts/fuzz.sh $(FUZZTIME)
+
+bench:
+	$(MAKE) -C bench
+
+clean:
+	rm -rf bin
