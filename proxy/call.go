@@ -3,7 +3,6 @@ package proxy
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -103,10 +102,9 @@ func writeError(w http.ResponseWriter, status int, errType, code, param, message
 	if param != "" {
 		e.Param = &param
 	}
-	body, _ := json.Marshal(struct {
+	body := marshalJSON(struct {
 		Error apiError `json:"error"`
 	}{e})
-	body = append(body, '\n')
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))

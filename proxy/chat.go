@@ -44,10 +44,8 @@ func (s *Server) chatCompletions(c *call) {
 	c.rec.Model = req.Model
 	c.rec.Stream = req.Stream
 
-	rt, ok := s.routes[req.Model]
+	rt, ok := s.route(c, req.Model)
 	if !ok {
-		c.fail(http.StatusNotFound, "model_not_found", "invalid_request_error", "model_not_found", "model",
-			"the model "+strconv.Quote(req.Model)+" does not exist on this gateway; GET /v1/models lists the models you may use")
 		return
 	}
 	if !s.decide(c, id, &authz.Request{
@@ -89,6 +87,19 @@ func (s *Server) chatCompletions(c *call) {
 		return
 	}
 	s.relayResponse(c, resp)
+}
+
+// route finds where a model goes, or answers 404.
+func (s *Server) route(c *call, model string) (*route, bool) {
+	if rt, ok := s.routes[model]; ok {
+		return rt, true
+	}
+	msg := "the model " + strconv.Quote(model) + " does not exist on this gateway; GET /v1/models lists the models you may use"
+	if why, ok := s.disabled[model]; ok {
+		msg = "the model " + strconv.Quote(model) + " is not available: " + why
+	}
+	c.fail(http.StatusNotFound, "model_not_found", "invalid_request_error", "model_not_found", "model", msg)
+	return nil, false
 }
 
 // decide asks the policy and answers 403 on a deny. A policy error is a

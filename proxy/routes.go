@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -31,10 +32,12 @@ const demoBaseURL = "http://demo.portcullis.invalid/v1"
 // with one warning, and so are its models.
 func (s *Server) buildRoutes() error {
 	providers := map[string]adapters.Provider{}
+	offWhy := map[string]string{}
 	for i, pc := range s.cfg.Providers {
 		if off, why := s.cfg.ProviderDisabled(i); off {
 			s.log.Warn("provider disabled: its API key is empty", zap.String("provider", pc.Name), zap.String("reason", why))
 			s.statuses = append(s.statuses, providerStatus{Name: pc.Name, Type: pc.Type, Reason: why})
+			offWhy[pc.Name] = why
 			continue
 		}
 		p, err := newProvider(pc, s.version)
@@ -46,9 +49,11 @@ func (s *Server) buildRoutes() error {
 		s.log.Info("provider ready", zap.String("provider", pc.Name), zap.String("type", pc.Type))
 	}
 	s.routes = make(map[string]*route, len(s.cfg.Models))
+	s.disabled = map[string]string{}
 	for _, m := range s.cfg.Models {
 		p, ok := providers[m.Provider]
 		if !ok {
+			s.disabled[m.Name] = "its provider " + m.Provider + " is disabled (" + offWhy[m.Provider] + ")"
 			continue
 		}
 		s.routes[m.Name] = &route{model: m.Name, upstreamModel: m.UpstreamModel, provider: p, forceUsage: true}
@@ -123,9 +128,18 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}{status, s.policy.Revision(), s.statuses, len(s.models)})
 }
 
+// marshalJSON encodes v as one line, leaving <, > and & readable: the
+// bodies are JSON for API clients, never HTML.
+func marshalJSON(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return b.Bytes()
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, _ := json.Marshal(v)
-	body = append(body, '\n')
+	body := marshalJSON(v)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)

@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"fmt"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -22,18 +23,12 @@ type usage struct {
 	Completion int
 }
 
+// MarshalJSON writes CompletionUsage with OpenAI's field order.
 func (u usage) MarshalJSON() ([]byte, error) {
-	return json.Marshal(map[string]any{
-		"prompt_tokens":     u.Prompt,
-		"completion_tokens": u.Completion,
-		"total_tokens":      u.Prompt + u.Completion,
-		"prompt_tokens_details": map[string]int{
-			"cached_tokens": 0, "audio_tokens": 0,
-		},
-		"completion_tokens_details": map[string]int{
-			"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0,
-		},
-	})
+	return fmt.Appendf(nil, `{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d,`+
+		`"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},`+
+		`"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}`,
+		u.Prompt, u.Completion, u.Prompt+u.Completion), nil
 }
 
 type message struct {
