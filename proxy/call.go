@@ -49,6 +49,7 @@ func (s *Server) endpoint(method string, h handlerFunc) http.HandlerFunc {
 		w.Header().Set("X-Request-Id", c.rec.RequestID)
 		defer s.finish(c)
 		if method != "" && r.Method != method {
+			s.identify(c)
 			w.Header().Set("Allow", method)
 			c.fail(http.StatusMethodNotAllowed, "method_not_allowed", "invalid_request_error", "method_not_allowed", "",
 				r.Method+" is not allowed on "+r.URL.Path+"; use "+method)
@@ -178,7 +179,16 @@ func (s *Server) authenticate(c *call) (*authn.Identity, bool) {
 	return nil, false
 }
 
+// identify records the caller, if the credential is good, on a call that
+// is refused for another reason, so its record still says who it was.
+func (s *Server) identify(c *call) {
+	if id, err := s.authn.Authenticate(c.r); err == nil {
+		c.setIdentity(id)
+	}
+}
+
 func (s *Server) notFound(c *call) {
+	s.identify(c)
 	c.fail(http.StatusNotFound, "not_found", "invalid_request_error", "unknown_url", "",
 		"unknown request URL: "+c.r.Method+" "+c.r.URL.Path)
 }

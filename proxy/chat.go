@@ -73,7 +73,7 @@ func (s *Server) chatCompletions(c *call) {
 	ctx := c.r.Context()
 	resp, err := rt.provider.Send(ctx, &adapters.Call{Path: "/chat/completions", Body: upstreamBody, Stream: req.Stream})
 	if err != nil {
-		s.upstreamUnreachable(c, ctx, err)
+		s.upstreamUnreachable(ctx, c, err)
 		return
 	}
 	defer resp.Body.Close()
@@ -131,11 +131,9 @@ func (s *Server) decide(c *call, id *authn.Identity, req *authz.Request) bool {
 }
 
 // upstreamUnreachable records a call that got no response at all.
-func (s *Server) upstreamUnreachable(c *call, ctx context.Context, err error) {
+func (s *Server) upstreamUnreachable(ctx context.Context, c *call, err error) {
 	if ctx.Err() != nil {
-		c.rec.ErrorClass = "client_disconnected"
-		c.rec.Error = "the client went away before the upstream answered"
-		c.w.status = statusClientClosed
+		s.clientGone(c)
 		return
 	}
 	s.log.Sugar().Warnw("upstream unreachable", "provider", c.rec.Provider, "error", err)
@@ -196,7 +194,7 @@ func (s *Server) relayResponse(c *call, resp *http.Response) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
 		if c.r.Context().Err() != nil {
-			c.rec.ErrorClass, c.w.status = "client_disconnected", statusClientClosed
+			s.clientGone(c)
 			return
 		}
 		c.fail(http.StatusBadGateway, "upstream_broken", "upstream_error", "upstream_broken", "", "provider "+c.rec.Provider+" broke off its response")
@@ -214,7 +212,7 @@ func (s *Server) relayResponse(c *call, resp *http.Response) {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	c.w.WriteHeader(resp.StatusCode)
 	if _, err := c.w.Write(body); err != nil {
-		c.rec.ErrorClass = "client_disconnected"
+		s.clientGone(c)
 	}
 }
 

@@ -37,6 +37,7 @@ type Server struct {
 	version  string
 
 	ready    atomic.Bool
+	cutting  atomic.Bool // the shutdown grace period is over
 	inflight sync.WaitGroup
 	handler  http.Handler
 }
@@ -137,6 +138,7 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		s.log.Warn("grace period over: cutting the remaining requests", zap.Error(err))
+		s.cutting.Store(true)
 		cutStreams()
 		_ = srv.Close()
 	}

@@ -27,16 +27,24 @@ func (s *Server) relayStream(c *call, resp *http.Response, clientWantsUsage bool
 	}
 
 	events := adapters.NewEventReader(resp.Body)
-	sawModel := false
+	sawModel, sawEnd := false, false
 	for {
 		ev, err := events.Next()
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
+			switch {
+			case c.r.Context().Err() != nil:
+				s.clientGone(c)
+			case !errors.Is(err, io.EOF):
 				s.streamBroke(c, rc, err)
+			case !sawEnd:
+				// An OpenAI stream ends with [DONE] or an error event;
+				// anything else was cut short.
+				s.streamBroke(c, rc, io.ErrUnexpectedEOF)
 			}
 			return
 		}
 		chunk := openai.ClassifyChunk(ev.Data)
+		sawEnd = sawEnd || chunk.Done || chunk.IsError
 		if chunk.HasUsage || (!sawModel && len(ev.Data) > 0 && !chunk.Done) {
 			summary := openai.ReadSummary(ev.Data)
 			if summary.Model != "" {
@@ -67,21 +75,23 @@ func (s *Server) relayStream(c *call, resp *http.Response, clientWantsUsage bool
 	}
 }
 
-// clientGone records a stream the client abandoned.
+// clientGone records a call that ended because its context did: the
+// client went away, or the shutdown grace period ran out.
 func (s *Server) clientGone(c *call) {
-	c.rec.ErrorClass = "client_disconnected"
-	c.rec.Error = "the client went away during the stream"
 	c.w.status = statusClientClosed
+	if s.cutting.Load() {
+		c.rec.ErrorClass = "shutdown"
+		c.rec.Error = "the gateway shut down before the call finished (server.shutdown_grace ran out)"
+		return
+	}
+	c.rec.ErrorClass = "client_disconnected"
+	c.rec.Error = "the client went away before the call finished"
 }
 
 // streamBroke ends a stream whose upstream failed after bytes reached the
 // client: the client gets a well-formed error event, so it knows the answer
 // is incomplete.
 func (s *Server) streamBroke(c *call, rc *http.ResponseController, err error) {
-	if c.r.Context().Err() != nil {
-		s.clientGone(c)
-		return
-	}
 	c.rec.ErrorClass = "upstream_stream_broken"
 	c.rec.Error = "the upstream stream broke off: " + err.Error()
 	s.log.Sugar().Warnw("upstream stream broke off", "provider", c.rec.Provider, "request_id", c.rec.RequestID, "error", err)

@@ -1,0 +1,173 @@
+// Package testkit holds test helpers that several packages share: a fake
+// OpenAI upstream that answers with the exact wire bytes of the reference
+// fixtures, and lets a test hold a stream open and see cancellations.
+package testkit
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+//go:embed testdata/openai/*
+var fixtures embed.FS
+
+// Fixture returns a file of testdata/openai, a byte-exact copy of the
+// provider wire reference.
+func Fixture(name string) []byte {
+	b, err := fixtures.ReadFile("testdata/openai/" + name)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// Received is one request the fake upstream got.
+type Received struct {
+	Header http.Header
+	Body   []byte
+}
+
+// Upstream is a fake OpenAI chat completions upstream.
+type Upstream struct {
+	*httptest.Server
+
+	mu       sync.Mutex
+	received []Received
+
+	// Status and Body, when Status is set, are the answer to every request
+	// (an error, say); Header is added to it.
+	Status int
+	Body   []byte
+	Header http.Header
+
+	// Hold, when not nil, pauses every stream after its first event until
+	// the channel is closed.
+	Hold chan struct{}
+	// Cancelled receives one value each time a request's context ends
+	// before its response was complete.
+	Cancelled chan struct{}
+	// Finished receives one value each time a stream was written to its end.
+	Finished chan struct{}
+}
+
+// NewUpstream starts a fake upstream; it is closed when the test ends.
+func NewUpstream(t testing.TB) *Upstream {
+	u := &Upstream{Cancelled: make(chan struct{}, 16), Finished: make(chan struct{}, 16)}
+	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))
+	t.Cleanup(u.Close)
+	return u
+}
+
+// Requests returns what the upstream received so far.
+func (u *Upstream) Requests() []Received {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]Received(nil), u.received...)
+}
+
+func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	u.mu.Lock()
+	u.received = append(u.received, Received{Header: r.Header.Clone(), Body: body})
+	u.mu.Unlock()
+
+	for k, vs := range u.Header {
+		w.Header()[k] = vs
+	}
+	w.Header().Set("X-Request-Id", "req_upstream_1")
+	if u.Status != 0 {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(u.Status)
+		w.Write(u.Body)
+		return
+	}
+	var req struct {
+		Stream        bool `json:"stream"`
+		StreamOptions struct {
+			IncludeUsage bool `json:"include_usage"`
+		} `json:"stream_options"`
+	}
+	_ = json.Unmarshal(body, &req)
+	if !req.Stream {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(Fixture("chat_response.json"))
+		return
+	}
+	u.stream(w, r, req.StreamOptions.IncludeUsage)
+}
+
+// stream replays chat_stream.sse, which ends with a usage chunk and [DONE];
+// the usage chunk is left out unless asked for, as OpenAI does.
+func (u *Upstream) stream(w http.ResponseWriter, r *http.Request, includeUsage bool) {
+	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	events := bytes.SplitAfter(Fixture("chat_stream.sse"), []byte("\n\n"))
+	for i, ev := range events {
+		if len(ev) == 0 {
+			continue
+		}
+		if !includeUsage && bytes.Contains(ev, []byte(`"choices":[]`)) {
+			continue
+		}
+		if _, err := w.Write(ev); err != nil {
+			u.signal(u.Cancelled)
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			u.signal(u.Cancelled)
+			return
+		}
+		if i == 0 && u.Hold != nil {
+			select {
+			case <-u.Hold:
+			case <-r.Context().Done():
+				u.signal(u.Cancelled)
+				return
+			}
+		}
+	}
+	u.signal(u.Finished)
+}
+
+func (u *Upstream) signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Wait waits for a value on ch, failing the test after a generous bound
+// (a hang guard, not a timing assertion).
+func Wait(t testing.TB, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("gave up waiting for %s", what)
+	}
+}
+
+// ReadEvent reads one SSE event (up to its blank line) from r.
+func ReadEvent(t testing.TB, r interface{ ReadString(byte) (string, error) }) string {
+	t.Helper()
+	var b strings.Builder
+	for {
+		line, err := r.ReadString('\n')
+		b.WriteString(line)
+		if line == "\n" || err != nil {
+			if err != nil && b.Len() == 0 {
+				t.Fatalf("read event: %v", err)
+			}
+			return b.String()
+		}
+	}
+}

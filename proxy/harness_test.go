@@ -1,0 +1,216 @@
+package proxy_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"portcullis/audit"
+	"portcullis/authn"
+	"portcullis/authz"
+	"portcullis/config"
+	"portcullis/internal/testkit"
+	"portcullis/proxy"
+)
+
+// Credentials used across the proxy tests.
+const (
+	upstreamKey = "sk-upstream-SECRET-4f8a1c9e77"
+	engKey      = "pcx_test_engineering_key"
+	demoKey     = "pcx_test_demo_group_key"
+)
+
+// harness is a gateway in front of a fake upstream, with its audit records
+// and application log captured.
+type harness struct {
+	t        *testing.T
+	srv      *proxy.Server
+	url      string
+	upstream *testkit.Upstream
+	records  *recorder
+	logs     *syncBuffer
+}
+
+type harnessOptions struct {
+	// policyDir replaces the repo's policies/ folder.
+	policyDir string
+	// extraYAML is appended to the configuration.
+	extraYAML string
+	// audit replaces the in-memory recorder.
+	audit proxy.Auditor
+	// grace is server.shutdown_grace. Zero value: 30s.
+	grace string
+}
+
+func newHarness(t *testing.T, o harnessOptions) *harness {
+	t.Helper()
+	up := testkit.NewUpstream(t)
+	if o.policyDir == "" {
+		abs, err := filepath.Abs("../policies")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.policyDir = abs
+	}
+	if o.grace == "" {
+		o.grace = "30s"
+	}
+	dir := t.TempDir()
+	yaml := fmt.Sprintf(`
+server:
+  max_body_bytes: 4096
+  shutdown_grace: %s
+providers:
+  - name: upstream
+    type: openai
+    base_url: %s/v1
+    api_key: %s
+    headers:
+      OpenAI-Organization: org-test
+  - name: demo
+    type: demo
+    word_delay: 1ms
+models:
+  - name: smart
+    provider: upstream
+    upstream_model: gpt-4o-mini
+  - name: demo
+    provider: demo
+  - name: demo-hang
+    provider: demo
+auth:
+  api_keys:
+    - name: eng
+      hash: %s
+      subject: alice
+      groups: [engineering]
+    - name: demo
+      hash: %s
+      subject: bob
+      groups: [demo]
+policy:
+  dir: %s
+audit:
+  file: %s
+%s`, o.grace, up.URL, upstreamKey, authn.HashKey(engKey), authn.HashKey(demoKey), o.policyDir, filepath.Join(dir, "audit.log"), o.extraYAML)
+	cfg, err := config.Parse(filepath.Join(dir, "config.yaml"), []byte(yaml), os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := authn.NewAPIKeys(cfg.Auth.APIKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, err := authz.Load(context.Background(), cfg.Policy.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	var auditor proxy.Auditor = rec
+	if o.audit != nil {
+		auditor = o.audit
+	}
+	logs := &syncBuffer{}
+	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logs), zapcore.DebugLevel))
+	srv, err := proxy.New(proxy.Options{
+		Config: cfg, Logger: logger, Authenticator: authn.Chain{keys}, Policy: policy, Audit: auditor, Version: "test",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return &harness{t: t, srv: srv, url: ts.URL, upstream: up, records: rec, logs: logs}
+}
+
+// post sends a chat completions request with the given key and body.
+func (h *harness) post(key, body string) *http.Response {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.url+"/v1/chat/completions", strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return resp
+}
+
+func readAll(t *testing.T, r io.Reader) []byte {
+	t.Helper()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// recorder is an in-memory audit sink.
+type recorder struct {
+	mu      sync.Mutex
+	records []audit.Record
+}
+
+func (r *recorder) Write(rec *audit.Record) {
+	r.mu.Lock()
+	r.records = append(r.records, *rec)
+	r.mu.Unlock()
+}
+
+// last waits until n records exist and returns the newest. Records are
+// written when the handler returns, which can be just after the client
+// has read the whole response.
+func (r *recorder) last(t *testing.T, n int) audit.Record {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r.mu.Lock()
+		if len(r.records) >= n {
+			rec := r.records[len(r.records)-1]
+			r.mu.Unlock()
+			return rec
+		}
+		r.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for audit record %d", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Sync() error { return nil }
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
