@@ -4,14 +4,18 @@
 GO ?= go
 export CGO_ENABLED ?= 1
 
-.PHONY: all build test vet unit policy-test fuzz e2e bench clean
+.PHONY: all build deps test vet unit policy-test fuzz bench clean
 
 all: build
 
 build:
 	$(GO) build -o bin/portcullis ./cmd/portcullis
 
-test: vet unit policy-test fuzz
+test: deps vet unit policy-test fuzz
+
+# Installs what the tests need (Debian packages), idempotently.
+deps:
+	@./scripts/deps.sh
 
 vet:
 	$(GO) vet ./...
