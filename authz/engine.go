@@ -19,6 +19,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // DecisionQuery is the rule the gateway evaluates for every call.
@@ -117,7 +118,12 @@ func policyFiles(dir string) ([]string, error) {
 // returned too so the caller can audit the cause.
 func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	p := e.current.Load()
-	rs, err := p.decision.Eval(ctx, rego.EvalParsedInput(in.value()))
+	// Cancel evaluation with the request, without the goroutine per
+	// evaluation that OPA starts when left to watch the context itself.
+	cancel := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, cancel.Cancel)
+	defer stop()
+	rs, err := p.decision.Eval(ctx, rego.EvalParsedInput(in.value()), rego.EvalExternalCancel(cancel))
 	if err != nil {
 		return failClosed(p.revision, fmt.Errorf("evaluate policy: %w", err))
 	}

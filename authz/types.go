@@ -47,6 +47,33 @@ type Decision struct {
 	Revision string
 }
 
+// Keys of the input document, built once: terms are immutable once made.
+var (
+	keyType                 = ast.StringTerm("type")
+	keySubject              = ast.StringTerm("subject")
+	keyEmail                = ast.StringTerm("email")
+	keyName                 = ast.StringTerm("name")
+	keyGroups               = ast.StringTerm("groups")
+	keyRoles                = ast.StringTerm("roles")
+	keyIssuer               = ast.StringTerm("issuer")
+	keyClaims               = ast.StringTerm("claims")
+	keyApi                  = ast.StringTerm("api")
+	keyModel                = ast.StringTerm("model")
+	keyStream               = ast.StringTerm("stream")
+	keyMaxTokens            = ast.StringTerm("max_tokens")
+	keyEstimatedInputTokens = ast.StringTerm("estimated_input_tokens")
+	keyTools                = ast.StringTerm("tools")
+	keyToolChoice           = ast.StringTerm("tool_choice")
+	keyModalities           = ast.StringTerm("modalities")
+	keyClientIp             = ast.StringTerm("client_ip")
+	keyUserAgent            = ast.StringTerm("user_agent")
+	keyNow                  = ast.StringTerm("now")
+	keyUnix                 = ast.StringTerm("unix")
+	keyIdentity             = ast.StringTerm("identity")
+	keyRequest              = ast.StringTerm("request")
+	keyTime                 = ast.StringTerm("time")
+)
+
 // value builds the input document directly as an OPA value, so a decision
 // costs no JSON round trip or reflection over the input.
 func (in *Input) value() ast.Value {
@@ -55,37 +82,37 @@ func (in *Input) value() ast.Value {
 		id = &authn.Identity{}
 	}
 	identity := ast.NewObject(
-		ast.Item(ast.InternedTerm("type"), ast.StringTerm(string(id.Type))),
-		ast.Item(ast.InternedTerm("subject"), ast.StringTerm(id.Subject)),
-		ast.Item(ast.InternedTerm("email"), ast.StringTerm(id.Email)),
-		ast.Item(ast.InternedTerm("name"), ast.StringTerm(id.Name)),
-		ast.Item(ast.InternedTerm("groups"), stringsTerm(id.Groups)),
-		ast.Item(ast.InternedTerm("roles"), stringsTerm(id.Roles)),
-		ast.Item(ast.InternedTerm("issuer"), ast.StringTerm(id.Issuer)),
-		ast.Item(ast.InternedTerm("claims"), claimsTerm(id.Claims)),
+		ast.Item(keyType, ast.StringTerm(string(id.Type))),
+		ast.Item(keySubject, ast.StringTerm(id.Subject)),
+		ast.Item(keyEmail, ast.StringTerm(id.Email)),
+		ast.Item(keyName, ast.StringTerm(id.Name)),
+		ast.Item(keyGroups, stringsTerm(id.Groups)),
+		ast.Item(keyRoles, stringsTerm(id.Roles)),
+		ast.Item(keyIssuer, ast.StringTerm(id.Issuer)),
+		ast.Item(keyClaims, claimsTerm(id.Claims)),
 	)
 	r := &in.Request
 	request := ast.NewObject(
-		ast.Item(ast.InternedTerm("api"), ast.StringTerm(r.API)),
-		ast.Item(ast.InternedTerm("model"), ast.StringTerm(r.Model)),
-		ast.Item(ast.InternedTerm("stream"), ast.BooleanTerm(r.Stream)),
-		ast.Item(ast.InternedTerm("max_tokens"), ast.IntNumberTerm(r.MaxTokens)),
-		ast.Item(ast.InternedTerm("estimated_input_tokens"), ast.IntNumberTerm(r.EstimatedInputTokens)),
-		ast.Item(ast.InternedTerm("tools"), stringsTerm(r.Tools)),
-		ast.Item(ast.InternedTerm("tool_choice"), ast.StringTerm(r.ToolChoice)),
-		ast.Item(ast.InternedTerm("modalities"), stringsTerm(r.Modalities)),
-		ast.Item(ast.InternedTerm("client_ip"), ast.StringTerm(r.ClientIP)),
-		ast.Item(ast.InternedTerm("user_agent"), ast.StringTerm(r.UserAgent)),
+		ast.Item(keyApi, ast.StringTerm(r.API)),
+		ast.Item(keyModel, ast.StringTerm(r.Model)),
+		ast.Item(keyStream, ast.BooleanTerm(r.Stream)),
+		ast.Item(keyMaxTokens, ast.IntNumberTerm(r.MaxTokens)),
+		ast.Item(keyEstimatedInputTokens, ast.IntNumberTerm(r.EstimatedInputTokens)),
+		ast.Item(keyTools, stringsTerm(r.Tools)),
+		ast.Item(keyToolChoice, ast.StringTerm(r.ToolChoice)),
+		ast.Item(keyModalities, stringsTerm(r.Modalities)),
+		ast.Item(keyClientIp, ast.StringTerm(r.ClientIP)),
+		ast.Item(keyUserAgent, ast.StringTerm(r.UserAgent)),
 	)
 	now := in.Time.UTC()
 	tm := ast.NewObject(
-		ast.Item(ast.InternedTerm("now"), ast.StringTerm(now.Format(time.RFC3339))),
-		ast.Item(ast.InternedTerm("unix"), ast.IntNumberTerm(int(now.Unix()))),
+		ast.Item(keyNow, ast.StringTerm(now.Format(time.RFC3339))),
+		ast.Item(keyUnix, ast.IntNumberTerm(int(now.Unix()))),
 	)
 	return ast.NewObject(
-		ast.Item(ast.InternedTerm("identity"), ast.NewTerm(identity)),
-		ast.Item(ast.InternedTerm("request"), ast.NewTerm(request)),
-		ast.Item(ast.InternedTerm("time"), ast.NewTerm(tm)),
+		ast.Item(keyIdentity, ast.NewTerm(identity)),
+		ast.Item(keyRequest, ast.NewTerm(request)),
+		ast.Item(keyTime, ast.NewTerm(tm)),
 	)
 }
 

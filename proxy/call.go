@@ -113,6 +113,9 @@ func writeError(w http.ResponseWriter, status int, errType, code, param, message
 	w.Write(body)
 }
 
+// bodyReadTimeout bounds how long reading one request body may take.
+const bodyReadTimeout = 2 * time.Minute
+
 // readBody reads the whole request body, refusing one over the limit. The
 // gateway reads bodies whole before forwarding: the policy needs them, and
 // Go's server would otherwise tear down a proxied stream mid-way.
@@ -128,7 +131,13 @@ func (s *Server) readBody(c *call) ([]byte, bool) {
 		size = 64 << 10
 	}
 	buf := make([]byte, 0, size+1)
+	// A client that trickles its body must not hold a request open for
+	// ever; the deadline is lifted once the body is in, so the response
+	// (a long stream, say) is not bound by it.
+	rc := http.NewResponseController(c.w)
+	_ = rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
 	body, err := readAll(http.MaxBytesReader(c.w, c.r.Body, limit), buf)
+	_ = rc.SetReadDeadline(time.Time{})
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):

@@ -104,27 +104,10 @@ func (p *Provider) Send(ctx context.Context, call *adapters.Call) (*http.Respons
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("provider %s: %w", p.name, p.scrub(err))
+		return nil, fmt.Errorf("provider %s: %w", p.name, err)
 	}
 	return resp, nil
 }
-
-// scrub removes the provider key from an error's text; a URL error can
-// quote the request.
-func (p *Provider) scrub(err error) error {
-	if p.key == "" || !strings.Contains(err.Error(), p.key) {
-		return err
-	}
-	return scrubbedError{msg: strings.ReplaceAll(err.Error(), p.key, "[redacted]"), err: err}
-}
-
-type scrubbedError struct {
-	msg string
-	err error
-}
-
-func (e scrubbedError) Error() string { return e.msg }
-func (e scrubbedError) Unwrap() error { return e.err }
 
 // Redact removes the provider key from upstream text before it is shown to
 // a client or logged: a self-hosted upstream may echo the key it was sent.
