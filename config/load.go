@@ -237,13 +237,41 @@ func (l *loader) check(n *yaml.Node, t reflect.Type, path string) {
 		}
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
+			if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+				return
+			}
 			l.fail(pathOr(path), "expected a mapping of names to values")
 			return
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			l.check(n.Content[i+1], t.Elem(), joinPath(path, n.Content[i].Value))
 		}
+	default:
+		// Decode a single value here, so that a wrong one (a bad duration,
+		// a word where a number goes) is reported with its path and line.
+		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+			l.fail(pathOr(path), "%s", valueProblem(n, t, err))
+		}
 	}
+}
+
+// valueProblem says what is wrong with a single value and what would be right.
+func valueProblem(n *yaml.Node, t reflect.Type, err error) string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err.Error() // from UnmarshalText, which already says what to write
+	}
+	if n.Kind != yaml.ScalarNode {
+		return "expected a single value, not a list or mapping"
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return fmt.Sprintf("%q is not true or false", n.Value)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return fmt.Sprintf("%q is not a whole number", n.Value)
+	}
+	return fmt.Sprintf("%q is not a valid %s", n.Value, t.Kind())
 }
 
 func yamlFields(t reflect.Type) map[string]reflect.Type {
