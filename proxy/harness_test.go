@@ -46,8 +46,8 @@ type harness struct {
 type harnessOptions struct {
 	// policyDir replaces the repo's policies/ folder.
 	policyDir string
-	// extraYAML is appended to the configuration.
-	extraYAML string
+	// providers and models are appended to those sections of the configuration.
+	providers, models string
 	// audit replaces the in-memory recorder.
 	audit proxy.Auditor
 	// grace is server.shutdown_grace. Zero value: 30s.
@@ -81,7 +81,7 @@ providers:
       OpenAI-Organization: org-test
   - name: demo
     type: demo
-    word_delay: 1ms
+    word_delay: 1ms%s
 models:
   - name: smart
     provider: upstream
@@ -89,7 +89,7 @@ models:
   - name: demo
     provider: demo
   - name: demo-hang
-    provider: demo
+    provider: demo%s
 auth:
   api_keys:
     - name: eng
@@ -104,7 +104,7 @@ policy:
   dir: %s
 audit:
   file: %s
-%s`, o.grace, up.URL, upstreamKey, authn.HashKey(engKey), authn.HashKey(demoKey), o.policyDir, filepath.Join(dir, "audit.log"), o.extraYAML)
+`, o.grace, up.URL, upstreamKey, o.providers, o.models, authn.HashKey(engKey), authn.HashKey(demoKey), o.policyDir, filepath.Join(dir, "audit.log"))
 	cfg, err := config.Parse(filepath.Join(dir, "config.yaml"), []byte(yaml), os.LookupEnv)
 	if err != nil {
 		t.Fatal(err)
