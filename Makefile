@@ -18,6 +18,7 @@ deps:
 	@./scripts/deps.sh
 
 vet:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt: these files need formatting:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 
 unit:

@@ -36,9 +36,12 @@ func TestREADMEQuickstart(t *testing.T) {
 	run := func(name string) string {
 		script := strings.ReplaceAll(blocks[name], "127.0.0.1:8080", g.addr)
 		script = strings.ReplaceAll(script, "localhost:8080", g.addr)
-		out, err := exec.Command("sh", "-c", script).CombinedOutput()
+		var stderr strings.Builder
+		cmd := exec.Command("sh", "-c", script)
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
 		if err != nil {
-			t.Fatalf("README %s example failed: %v\n%s", name, err, out)
+			t.Fatalf("README %s example failed: %v\n%s%s", name, err, out, stderr.String())
 		}
 		return string(out)
 	}
@@ -52,7 +55,7 @@ func TestREADMEQuickstart(t *testing.T) {
 			TotalTokens int `json:"total_tokens"`
 		} `json:"usage"`
 	}
-	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &resp); err != nil || len(resp.Choices) != 1 || resp.Choices[0].Message.Content == "" || resp.Usage.TotalTokens == 0 {
+	if err := json.Unmarshal([]byte(out), &resp); err != nil || len(resp.Choices) != 1 || resp.Choices[0].Message.Content == "" || resp.Usage.TotalTokens == 0 {
 		t.Errorf("README chat example printed %q (%v)", out, err)
 	}
 

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"portcullis/adapters"
 	"portcullis/adapters/openai"
 	"portcullis/authn"
@@ -113,7 +115,7 @@ func (s *Server) decide(c *call, id *authn.Identity, req *authz.Request) bool {
 	c.rec.Decision.Reasons = d.Reasons
 	c.rec.Decision.Revision = d.Revision
 	if err != nil {
-		s.log.Error("policy evaluation failed; denying") // the cause is in the audit record
+		s.log.Error("policy evaluation failed; denying", zap.String("request_id", c.rec.RequestID), zap.Error(err))
 		c.fail(http.StatusForbidden, "policy_error", "permission_denied", "policy_error", "",
 			"the request was denied because the policy could not decide it; the gateway operator can find the cause under request id "+c.rec.RequestID)
 		c.rec.Error = err.Error()
@@ -136,7 +138,7 @@ func (s *Server) upstreamUnreachable(ctx context.Context, c *call, err error) {
 		s.clientGone(c)
 		return
 	}
-	s.log.Sugar().Warnw("upstream unreachable", "provider", c.rec.Provider, "error", err)
+	s.log.Warn("upstream unreachable", zap.String("request_id", c.rec.RequestID), zap.String("provider", c.rec.Provider), zap.Error(err))
 	c.fail(http.StatusBadGateway, "upstream_unreachable", "upstream_error", "upstream_unreachable", "",
 		"provider "+c.rec.Provider+" could not be reached")
 }
@@ -156,7 +158,8 @@ func (s *Server) relayUpstreamError(c *call, rt *route, resp *http.Response) {
 	class := upstreamErrorClass(status)
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		s.log.Sugar().Errorw("provider refused the gateway's credentials", "provider", rt.provider.Name(), "status", status)
+		s.log.Error("provider refused the gateway's credentials", zap.String("request_id", c.rec.RequestID),
+			zap.String("provider", rt.provider.Name()), zap.Int("status", status), zap.String("message", msg))
 		status, errType, code = http.StatusBadGateway, "upstream_error", "upstream_auth_failed"
 		msg = "provider " + rt.provider.Name() + " refused the gateway's credentials; ask the gateway operator to check its key"
 	case status == http.StatusTooManyRequests:
@@ -191,7 +194,12 @@ func redact(p adapters.Provider, s string) string {
 
 // relayResponse passes a non-streamed response on unchanged.
 func (s *Server) relayResponse(c *call, resp *http.Response) {
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err == nil && len(body) > maxResponseBytes {
+		c.fail(http.StatusBadGateway, "upstream_too_large", "upstream_error", "upstream_response_too_large", "",
+			"provider "+c.rec.Provider+" sent a response larger than "+strconv.Itoa(maxResponseBytes>>20)+" MiB")
+		return
+	}
 	if err != nil {
 		if c.r.Context().Err() != nil {
 			s.clientGone(c)

@@ -32,12 +32,10 @@ const demoBaseURL = "http://demo.portcullis.invalid/v1"
 // with one warning, and so are its models.
 func (s *Server) buildRoutes() error {
 	providers := map[string]adapters.Provider{}
-	offWhy := map[string]string{}
 	for i, pc := range s.cfg.Providers {
 		if off, why := s.cfg.ProviderDisabled(i); off {
 			s.log.Warn("provider disabled: its API key is empty", zap.String("provider", pc.Name), zap.String("reason", why))
 			s.statuses = append(s.statuses, providerStatus{Name: pc.Name, Type: pc.Type, Reason: why})
-			offWhy[pc.Name] = why
 			continue
 		}
 		p, err := newProvider(pc, s.version)
@@ -53,7 +51,7 @@ func (s *Server) buildRoutes() error {
 	for _, m := range s.cfg.Models {
 		p, ok := providers[m.Provider]
 		if !ok {
-			s.disabled[m.Name] = "its provider " + m.Provider + " is disabled (" + offWhy[m.Provider] + ")"
+			s.disabled[m.Name] = "its provider " + m.Provider + " is disabled on this gateway (no API key is configured)"
 			continue
 		}
 		s.routes[m.Name] = &route{model: m.Name, upstreamModel: m.UpstreamModel, provider: p, forceUsage: true}

@@ -31,7 +31,7 @@ type Server struct {
 	audit    Auditor
 	routes   map[string]*route
 	disabled map[string]string // model name → why its provider is off
-	models   []string // enabled model names, in config order
+	models   []string          // enabled model names, in config order
 	statuses []providerStatus
 	started  time.Time
 	version  string

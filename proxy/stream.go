@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 
+	"go.uber.org/zap"
+
 	"portcullis/adapters"
 	"portcullis/adapters/openai"
 )
@@ -94,7 +96,7 @@ func (s *Server) clientGone(c *call) {
 func (s *Server) streamBroke(c *call, rc *http.ResponseController, err error) {
 	c.rec.ErrorClass = "upstream_stream_broken"
 	c.rec.Error = "the upstream stream broke off: " + err.Error()
-	s.log.Sugar().Warnw("upstream stream broke off", "provider", c.rec.Provider, "request_id", c.rec.RequestID, "error", err)
+	s.log.Warn("upstream stream broke off", zap.String("request_id", c.rec.RequestID), zap.String("provider", c.rec.Provider), zap.Error(err))
 	c.w.Write([]byte(`data: {"error":{"message":"the upstream provider broke off the stream; the answer is incomplete","type":"upstream_error","param":null,"code":"upstream_stream_broken"}}` + "\n\n"))
 	_ = rc.Flush()
 }

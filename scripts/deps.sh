@@ -4,6 +4,7 @@
 set -euo pipefail
 need=()
 command -v curl >/dev/null || need+=(curl)
+command -v gcc >/dev/null || need+=(gcc libc6-dev) # go test -race needs cgo
 if ((${#need[@]})); then
   echo "deps: installing ${need[*]}"
   if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi

@@ -1,8 +1,8 @@
 package demo
 
 import (
-	"fmt"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"

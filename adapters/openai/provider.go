@@ -16,7 +16,7 @@ import (
 type Provider struct {
 	name    string
 	baseURL string
-	key     string
+	secrets []string // the key and header values, never to be echoed
 	headers http.Header
 	client  *http.Client
 }
@@ -60,7 +60,7 @@ func New(o Options) *Provider {
 	return &Provider{
 		name:    o.Name,
 		baseURL: strings.TrimRight(o.BaseURL, "/"),
-		key:     o.APIKey,
+		secrets: secretsOf(o),
 		headers: h,
 		client:  &http.Client{Transport: t},
 	}
@@ -109,11 +109,27 @@ func (p *Provider) Send(ctx context.Context, call *adapters.Call) (*http.Respons
 	return resp, nil
 }
 
-// Redact removes the provider key from upstream text before it is shown to
-// a client or logged: a self-hosted upstream may echo the key it was sent.
+// Redact removes the provider's key and configured header values from
+// upstream text before it is shown to a client or logged: a self-hosted
+// upstream may echo what it was sent.
 func (p *Provider) Redact(s string) string {
-	if p.key == "" {
-		return s
+	for _, secret := range p.secrets {
+		s = strings.ReplaceAll(s, secret, "[redacted]")
 	}
-	return strings.ReplaceAll(s, p.key, "[redacted]")
+	return s
+}
+
+// secretsOf lists the values Redact hides. Short header values (a version
+// number, say) are not secrets and would garble messages if replaced.
+func secretsOf(o Options) []string {
+	var out []string
+	if o.APIKey != "" {
+		out = append(out, o.APIKey)
+	}
+	for _, v := range o.Headers {
+		if len(v) >= 12 {
+			out = append(out, v)
+		}
+	}
+	return out
 }

@@ -64,6 +64,9 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 	case cmd == "serve":
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
+		// The first signal starts a graceful shutdown; a second one
+		// (Ctrl-C again) gets Go's default behaviour and ends the process.
+		context.AfterFunc(ctx, stop)
 		return serve(ctx, rest, stderr)
 	case cmd == "config" && len(rest) > 0 && rest[0] == "check":
 		return configCheck(rest[1:], stdout, stderr)

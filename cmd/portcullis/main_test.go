@@ -64,8 +64,12 @@ func TestKeysGenerate(t *testing.T) {
 
 func TestConfigCheck(t *testing.T) {
 	code, out, errOut := runCmd(t, "config", "check", "--config", "../../config.example.yaml")
-	if code != 0 || !strings.Contains(out, ": ok") {
+	if code != 0 || !strings.Contains(out, ": ok") || !strings.Contains(out, "compile (revision ") {
 		t.Errorf("example config: %d %q %q", code, out, errOut)
+	}
+	t.Setenv("PORTCULLIS_LISTEN", "0.0.0.0:8080")
+	if code, _, errOut := runCmd(t, "config", "check", "--config", "../../config.example.yaml"); code != 1 || !strings.Contains(errOut, "published demo key") {
+		t.Errorf("demo key off loopback passed config check: %d %q", code, errOut)
 	}
 	bad := writeFile(t, "bad.yaml", "server:\n  listn: 1\nproviders:\n  - name: x\n    type: nope\n")
 	code, _, errOut = runCmd(t, "config", "check", "--config", bad)

@@ -9,8 +9,10 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/tester"
+	"go.uber.org/zap"
 
 	"portcullis/authn"
+	"portcullis/authz"
 	"portcullis/config"
 )
 
@@ -25,6 +27,15 @@ func configCheck(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Check what serve would refuse at start-up, short of listening.
+	if err := checkDemoKeys(cfg, zap.NewNop()); err != nil {
+		return err
+	}
+	policy, err := authz.Load(context.Background(), cfg.Policy.Dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "policy: the files in %s compile (revision %s)\n", cfg.Policy.Dir, policy.Revision())
 	enabled := 0
 	for i := range cfg.Providers {
 		if off, why := cfg.ProviderDisabled(i); off {
