@@ -11,14 +11,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/loader"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
@@ -36,9 +38,11 @@ type policy struct {
 	revision string
 }
 
-// Load compiles every .rego file in dir (tests, *_test.rego, are left to
-// `portcullis policy test`) and prepares the decision query. A compile error
-// names the file, line and message.
+// Load compiles the policy folder dir: every .rego file, and every .json
+// and .yaml data file as data (a file teams/data.json becomes data.teams),
+// the way `opa test` and `portcullis policy test` read it. Tests
+// (*_test.rego) are left out. A compile error names the file, line and
+// message.
 func Load(ctx context.Context, dir string) (*Engine, error) {
 	p, err := compile(ctx, dir)
 	if err != nil {
@@ -49,40 +53,43 @@ func Load(ctx context.Context, dir string) (*Engine, error) {
 	return e, nil
 }
 
-// Revision identifies the policy in force: a hash of its files' names and
+// Revision identifies the policy in force: a hash of its files' paths and
 // contents, recorded in every audit record.
 func (e *Engine) Revision() string { return e.current.Load().revision }
 
 func compile(ctx context.Context, dir string) (*policy, error) {
-	files, err := policyFiles(dir)
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("load policy: %w", err)
+	}
+	loaded, err := loader.NewFileLoader().
+		WithRegoVersion(ast.RegoV1).
+		Filtered([]string{dir}, func(_ string, info fs.FileInfo, _ int) bool {
+			return !info.IsDir() && strings.HasSuffix(info.Name(), "_test.rego")
+		})
+	if err != nil {
+		return nil, fmt.Errorf("load policy: %w", err)
+	}
+	if len(loaded.Modules) == 0 {
+		return nil, fmt.Errorf("load policy: no .rego files in %s", dir)
+	}
+	revision, err := revisionOf(dir)
 	if err != nil {
 		return nil, err
 	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("load policy: no .rego files in %s", dir)
+	opts := []func(*rego.Rego){
+		rego.Query(DecisionQuery),
+		rego.Store(inmem.NewFromObject(loaded.Documents)),
 	}
-	h := sha256.New()
-	opts := []func(*rego.Rego){rego.Query(DecisionQuery)}
 	definesDecision := false
-	for _, f := range files {
-		src, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("load policy: %w", err)
-		}
-		fmt.Fprintf(h, "%s\x00%d\x00", filepath.Base(f), len(src))
-		h.Write(src)
-		mod, err := ast.ParseModuleWithOpts(f, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
-		if err != nil {
-			return nil, fmt.Errorf("load policy: %w", err)
-		}
-		if mod.Package.Path.String() == "data.portcullis" {
-			for _, r := range mod.Rules {
-				if r.Head.Name == "decision" || r.Head.Ref().String() == "decision" {
+	for _, f := range loaded.Modules {
+		if f.Parsed.Package.Path.String() == "data.portcullis" {
+			for _, r := range f.Parsed.Rules {
+				if r.Head.Ref().String() == "decision" {
 					definesDecision = true
 				}
 			}
 		}
-		opts = append(opts, rego.ParsedModule(mod))
+		opts = append(opts, rego.ParsedModule(f.Parsed))
 	}
 	if !definesDecision {
 		return nil, fmt.Errorf("load policy: no file in %s defines the rule decision in package portcullis; the gateway queries %s", dir, DecisionQuery)
@@ -91,25 +98,37 @@ func compile(ctx context.Context, dir string) (*policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load policy: %w", err)
 	}
-	return &policy{decision: prepared, revision: hex.EncodeToString(h.Sum(nil))[:16]}, nil
+	return &policy{decision: prepared, revision: revision}, nil
 }
 
-func policyFiles(dir string) ([]string, error) {
-	var files []string
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+// revisionOf hashes the path and content of every policy and data file
+// under dir that the gateway loads; tests do not change a decision, so they
+// do not change the revision.
+func revisionOf(dir string) (string, error) {
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		switch ext := filepath.Ext(path); {
+		case strings.HasSuffix(path, "_test.rego"):
+			return nil
+		case ext != ".rego" && ext != ".json" && ext != ".yaml" && ext != ".yml":
+			return nil
+		}
+		src, err := os.ReadFile(path)
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && strings.HasSuffix(path, ".rego") && !strings.HasSuffix(path, "_test.rego") {
-			files = append(files, path)
-		}
+		rel, _ := filepath.Rel(dir, path)
+		fmt.Fprintf(h, "%s\x00%d\x00", filepath.ToSlash(rel), len(src))
+		h.Write(src)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("load policy: %w", err)
+		return "", fmt.Errorf("load policy: %w", err)
 	}
-	sort.Strings(files)
-	return files, nil
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
 // Decide evaluates the policy for one call. It always returns a usable
