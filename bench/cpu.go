@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"log"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // cpuMeter tells how the machine's CPU time was shared between the
@@ -97,4 +100,46 @@ func shareBetween(a, b cpuSample) CPUShare {
 	steal := float64(b.steal - a.steal)
 	others := float64(b.busy-a.busy) - steal - ours
 	return CPUShare{Ours: ours / total, Others: max(others, 0) / total, Steal: steal / total}
+}
+
+// quietShare is the share of the machine's CPU time other processes may
+// take for the machine to count as quiet.
+const quietShare = 0.10
+
+// WaitQuiet waits until other processes leave the machine's CPUs alone
+// (less than quietShare over a second), for at most *budget, and takes the
+// time it waited from *budget: on a shared machine it is worth a little
+// patience to measure the servers rather than someone else's build, but a
+// run must end. It measures anyway once the budget is spent.
+func (c *cpuMeter) WaitQuiet(ctx context.Context, budget *time.Duration) error {
+	start := time.Now()
+	defer func() { *budget = max(*budget-time.Since(start), 0) }()
+	logged := false
+	for {
+		a, err := c.sample()
+		if err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for a quiet machine: %w", ctx.Err())
+		case <-time.After(time.Second):
+		}
+		b, err := c.sample()
+		if err != nil {
+			return err
+		}
+		share := shareBetween(a, b)
+		busy := share.Others + share.Steal
+		switch {
+		case busy < quietShare:
+			return nil
+		case time.Since(start) >= *budget:
+			log.Printf("other processes still take %s of the CPUs; measuring anyway", formatShare(busy))
+			return nil
+		case !logged:
+			log.Printf("other processes take %s of the CPUs; waiting up to %s for them to finish", formatShare(busy), (*budget).Round(time.Second))
+			logged = true
+		}
+	}
 }

@@ -1,17 +1,21 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // benchModel is the model name the load asks for; the gateway maps it to
@@ -112,4 +116,70 @@ func newAPIKey() string {
 	var b [32]byte
 	rand.Read(b[:])
 	return "pcx_bench_" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// exportRevision writes the repository's files at git revision rev into
+// dir, so that the gateway can be measured as committed, without the
+// changes in the work tree.
+func exportRevision(ctx context.Context, repo, rev, dir string) error {
+	cmd := exec.CommandContext(ctx, "git", "-C", repo, "archive", "--format=tar", rev)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("export %s: %w", rev, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("export %s: %w", rev, err)
+	}
+	extractErr := extractTar(out, dir)
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("export %s: git archive: %w: %s", rev, err, strings.TrimSpace(stderr.String()))
+	}
+	if extractErr != nil {
+		return fmt.Errorf("export %s: %w", rev, extractErr)
+	}
+	return nil
+}
+
+// extractTar writes the regular files and folders of a tar stream into dir.
+func extractTar(r io.Reader, dir string) error {
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read archive: %w", err)
+		}
+		path := filepath.Join(dir, filepath.FromSlash(h.Name))
+		if !strings.HasPrefix(path, filepath.Clean(dir)+string(filepath.Separator)) {
+			return fmt.Errorf("archive entry %q leaves the folder", h.Name)
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			err = os.MkdirAll(path, 0o755)
+		case tar.TypeReg:
+			err = writeFileFrom(path, tr, h.FileInfo().Mode().Perm())
+		}
+		if err != nil {
+			return fmt.Errorf("extract %s: %w", h.Name, err)
+		}
+	}
+}
+
+func writeFileFrom(path string, r io.Reader, perm os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

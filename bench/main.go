@@ -61,6 +61,9 @@ type harness struct {
 	settings Settings
 	load     *Load
 	cpu      *cpuMeter
+	// quietWait is what is left of the time the run may spend waiting
+	// for other processes to leave the CPUs alone.
+	quietWait time.Duration
 }
 
 // server is one of the servers measured.
@@ -81,17 +84,19 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&s.Rate, "rate", 500, "requests per second of the fixed-rate run")
 	fs.IntVar(&s.Workers, "workers", 64, "concurrent callers (and connections) of the saturation run")
 	fs.DurationVar(&s.EventDelay, "event-delay", 0, "the fake upstream's pause before each streamed event or body")
+	fs.DurationVar(&s.QuietWait, "quiet-wait", 2*time.Minute, "longest total wait for other processes to leave the CPUs alone before measuring")
+	rev := fs.String("rev", "", "measure the gateway as committed at this git `revision` (default: the work tree as it is)")
 	keep := fs.Bool("keep", false, "keep the work folder (configuration, logs, audit file) instead of removing it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if s.Duration <= 0 || s.Rate <= 0 || s.Workers <= 0 || s.Warmup < 0 {
-		return errors.New("-duration, -rate and -workers must be positive, -warmup not negative")
+	if s.Duration <= 0 || s.Rate <= 0 || s.Workers <= 0 || s.Warmup < 0 || s.QuietWait < 0 {
+		return errors.New("-duration, -rate and -workers must be positive, -warmup and -quiet-wait not negative")
 	}
 	// Every run ends: a generous bound on the whole, beyond the attacks'
 	// own durations and the per-call timeout.
 	perServer := s.Warmup + 2*s.Duration + 3*requestTimeout
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute+time.Duration(len(Modes)*3)*perServer)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute+s.QuietWait+time.Duration(len(Modes)*3)*perServer)
 	defer cancel()
 
 	work, err := os.MkdirTemp("", "portcullis-bench-")
@@ -104,10 +109,22 @@ func runBench(ctx context.Context, args []string) error {
 		defer os.RemoveAll(work)
 	}
 
+	commit := ""
+	if *rev != "" {
+		src := filepath.Join(work, "src")
+		if err := exportRevision(ctx, *repo, *rev, src); err != nil {
+			return err
+		}
+		commit = describeRevision(ctx, *repo, *rev)
+		*repo = src
+	} else {
+		commit = describeCommit(ctx, *repo)
+	}
 	report, err := run(ctx, s, *repo, work)
 	if err != nil {
 		return err
 	}
+	report.Commit = commit
 	if err := report.WriteFile(*out); err != nil {
 		return err
 	}
@@ -154,7 +171,7 @@ func run(ctx context.Context, s Settings, repo, work string) (*Report, error) {
 	}
 	defer gateway.Stop()
 
-	h := &harness{settings: s, load: &Load{Key: gw.key}, cpu: &cpuMeter{pids: []int{
+	h := &harness{settings: s, quietWait: s.QuietWait, load: &Load{Key: gw.key}, cpu: &cpuMeter{pids: []int{
 		os.Getpid(), upstream.cmd.Process.Pid, proxy.cmd.Process.Pid, gateway.cmd.Process.Pid,
 	}}}
 	servers := []*server{
@@ -172,7 +189,6 @@ func run(ctx context.Context, s Settings, repo, work string) (*Report, error) {
 	report := &Report{
 		Date:     time.Now(),
 		Machine:  describeMachine(),
-		Commit:   describeCommit(ctx, repo),
 		Settings: s,
 	}
 	for _, mode := range Modes {
@@ -199,6 +215,9 @@ func run(ctx context.Context, s Settings, repo, work string) (*Report, error) {
 // measure runs one mode against one server: warm-up, fixed rate, saturation.
 func (h *harness) measure(ctx context.Context, srv *server, mode Mode) (*Row, error) {
 	s := h.settings
+	if err := h.cpu.WaitQuiet(ctx, &h.quietWait); err != nil {
+		return nil, err
+	}
 	if err := srv.proc.ResetPeakRSS(); err != nil {
 		return nil, err
 	}

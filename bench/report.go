@@ -35,6 +35,7 @@ type Settings struct {
 	Rate       int
 	Workers    int
 	EventDelay time.Duration
+	QuietWait  time.Duration
 }
 
 // Row is one server measured with one mode of call.
@@ -95,18 +96,23 @@ func procField(raw []byte, key string) (string, bool) {
 	return "", false
 }
 
-// describeCommit names the repository's commit, and says so when the work
-// tree has changes the commit does not hold.
+// describeCommit names the commit the work tree is at, and says so when
+// the work tree has changes the commit does not hold.
 func describeCommit(ctx context.Context, repo string) string {
-	head, err := exec.CommandContext(ctx, "git", "-C", repo, "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return "unknown commit"
-	}
-	commit := strings.TrimSpace(string(head))
+	commit := describeRevision(ctx, repo, "HEAD")
 	if status, err := exec.CommandContext(ctx, "git", "-C", repo, "status", "--porcelain").Output(); err == nil && len(bytes.TrimSpace(status)) > 0 {
 		commit += " with uncommitted changes"
 	}
 	return commit
+}
+
+// describeRevision names a git revision by its short commit hash.
+func describeRevision(ctx context.Context, repo, rev string) string {
+	out, err := exec.CommandContext(ctx, "git", "-C", repo, "rev-parse", "--short", rev+"^{commit}").Output()
+	if err != nil {
+		return "unknown commit " + rev
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // Markers delimit the generated part of BENCHMARKS.md; text outside them
@@ -231,6 +237,7 @@ func (r *Report) writeModeTable(b *strings.Builder, mode Mode) {
 		fmt.Fprintf(b, " %s | %s |\n", formatBytes(row.PeakRSS), formatShare(row.CPU.Others+row.CPU.Steal))
 	}
 	b.WriteString("\n")
+	listed := false
 	for _, row := range r.Rows {
 		if row.Mode.Name != mode.Name {
 			continue
@@ -240,11 +247,14 @@ func (r *Report) writeModeTable(b *strings.Builder, mode Mode) {
 			m    *Measurement
 		}{{"saturation", row.Saturation}, {fmt.Sprintf("%d/s", s.Rate), row.Fixed}} {
 			for _, e := range phase.m.TopErrors(3) {
-				fmt.Fprintf(b, "- %s, %s: %s\n", row.Server, phase.name, e)
+				fmt.Fprintf(b, "- failures of %s, %s: %s\n", row.Server, phase.name, e)
+				listed = true
 			}
 		}
 	}
-	b.WriteString("\n")
+	if listed {
+		b.WriteString("\n")
+	}
 }
 
 // writeMethod says how the numbers were made.
@@ -264,10 +274,11 @@ func (r *Report) writeMethod(b *strings.Builder) {
 - One load generator for all three: vegeta %s as a library in the harness's own process, sending OpenAI's example request (streamed: with `+"`stream_options.include_usage`"+`), over HTTP/1.1 keep-alive connections. A call succeeds when it is answered 200 with a whole chat completion or, streamed, with a stream that ends with `+"`data: [DONE]`"+`; its latency runs until the last byte is read. Incomplete streams count as failures and are also shown on their own.
 - For each mode, and each server in turn: one probe call, a %s warm-up at %d requests/s, then %s at a fixed %d requests/s (latency: exact p50 and p99 over the successful calls; *added* is that minus the direct upstream's in the same run), then %s of saturation: a closed loop of %d workers, each sending its next call when the last is answered (throughput: successful calls per second; success: the share of calls that succeeded).
 - Peak RSS is the server process's VmHWM from /proc, reset (clear_refs) before each mode, so it covers that mode's warm-up, fixed-rate run and saturation. For the upstream row it is the fake upstream's own.
-- CPU of other processes: the share of the machine's CPU time (all CPUs, from /proc/stat) that processes other than the harness and its three servers, and the hypervisor, took during the row's fixed-rate and saturation runs. More than a few percent means the row was measured on a busy machine.
+- CPU of other processes: the share of the machine's CPU time (all CPUs, from /proc/stat) that processes other than the harness and its three servers, and the hypervisor, took during the row's fixed-rate and saturation runs. More than a few percent means the row was measured on a busy machine. Before each row the harness waits for other processes to take less than %s of the CPUs over a second, up to %s in all per run.
 - All processes share the machine's CPUs with the load generator, as they would not in production: saturation numbers say how the servers compare, not what a dedicated machine would serve.
 - Audit: %s.
-`, delay, vegetaVersion(), s.Warmup, s.Rate, s.Duration, s.Rate, s.Duration, s.Workers, audit)
+`, delay, vegetaVersion(), s.Warmup, s.Rate, s.Duration, s.Rate, s.Duration, s.Workers,
+		formatShare(quietShare), s.QuietWait, audit)
 }
 
 // vegetaVersion is the load generator's version, as built in.
