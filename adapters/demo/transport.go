@@ -24,12 +24,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	pr, pw := io.Pipe()
 	rw := &pipeWriter{header: http.Header{}, body: pw, ready: make(chan struct{})}
 	// A cancelled request stops the body the way a dropped connection
-	// would, waking a handler blocked on a write.
-	stop := context.AfterFunc(req.Context(), func() { pr.CloseWithError(req.Context().Err()) })
+	// would: the handler's writes fail (waking one blocked on a write), and
+	// the reader gets the context's error, as from a real transport.
+	stop := context.AfterFunc(req.Context(), func() { pw.CloseWithError(req.Context().Err()) })
 	go func() {
 		defer func() {
 			rw.writeHeader(http.StatusOK)
-			pw.Close()
+			// A handler that returns because the request was cancelled
+			// ends the body with the cancellation, not a clean EOF.
+			pw.CloseWithError(req.Context().Err())
 			stop()
 		}()
 		t.Handler.ServeHTTP(rw, req)

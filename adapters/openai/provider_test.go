@@ -215,6 +215,10 @@ func TestRedact(t *testing.T) {
 	if got := p.Redact("bad key sk-abc, really sk-abc"); got != "bad key [redacted], really [redacted]" {
 		t.Errorf("Redact = %q", got)
 	}
+	p = New(Options{Name: "up", BaseURL: "http://x", Headers: map[string]string{"X-Gateway-Token": "tok-0123456789abcdef", "OpenAI-Beta": "v2"}})
+	if got := p.Redact("echo tok-0123456789abcdef with v2"); got != "echo [redacted] with v2" {
+		t.Errorf("Redact of a header secret = %q", got)
+	}
 	if got := New(Options{Name: "up", BaseURL: "http://x"}).Redact("text"); got != "text" {
 		t.Errorf("Redact without a key = %q", got)
 	}
