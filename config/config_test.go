@@ -417,6 +417,12 @@ func TestParseValidation(t *testing.T) {
 			wantText: []string{"must not be negative"},
 		},
 		{
+			name:     "negative read header timeout",
+			src:      minimal + "server:\n  read_header_timeout: -10s\n",
+			wantPath: "server.read_header_timeout",
+			wantText: []string{"must not be negative"},
+		},
+		{
 			name:     "word where a number goes",
 			src:      minimal + "server:\n  max_body_bytes: lots\n",
 			wantPath: "server.max_body_bytes",

@@ -25,6 +25,10 @@ func (c *Config) validate(l *loader) []FieldError {
 	if c.Server.ShutdownGrace < 0 {
 		l.fail("server.shutdown_grace", "must not be negative; write it like 30s")
 	}
+	if c.Server.ReadHeaderTimeout < 0 {
+		// net/http reads a negative timeout as none at all.
+		l.fail("server.read_header_timeout", "must not be negative; write it like 10s")
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		l.fail("log.level", "%q is not a level; use debug, info, warn or error", c.Log.Level)
 	}
