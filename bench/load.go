@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -26,6 +27,9 @@ var (
 
 // requestTimeout bounds one call, so that every attack ends.
 const requestTimeout = 10 * time.Second
+
+// maxFixedRateWorkers bounds the concurrent calls of a fixed-rate attack.
+const maxFixedRateWorkers = 2048
 
 // streamEnd is how every complete OpenAI chat stream ends.
 var streamEnd = []byte("data: [DONE]\n\n")
@@ -93,29 +97,30 @@ type Measurement struct {
 // Run sends the attack's load and measures it. It returns when the attack
 // is over or ctx is done, whichever comes first.
 func (l *Load) Run(ctx context.Context, a Attack) (*Measurement, error) {
+	// A closed loop (no rate): a worker sends its next request once it
+	// has read the answer to the last, so the number of workers is the
+	// concurrency and the rate is what the server sustains. A fixed rate:
+	// vegeta adds workers when the server falls behind, up to a bound that
+	// keeps a stalled server from exhausting ports.
+	var pacer vegeta.Pacer = vegeta.Rate{Freq: a.Rate, Per: time.Second}
+	maxWorkers := max(a.Workers, maxFixedRateWorkers)
+	if a.Rate == 0 {
+		pacer, maxWorkers = vegeta.Rate{}, a.Workers
+	}
+	// Every worker keeps its connection between calls, as clients of an
+	// LLM gateway do, so that the load measures calls, not TCP handshakes.
 	transport := &http.Transport{
 		Proxy:               nil, // the load goes to 127.0.0.1 only
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: max(a.Workers, 64),
+		MaxIdleConnsPerHost: maxWorkers,
 		IdleConnTimeout:     30 * time.Second,
 	}
 	defer transport.CloseIdleConnections()
 	opts := []func(*vegeta.Attacker){
 		vegeta.Client(&http.Client{Transport: transport, Timeout: requestTimeout}),
 		vegeta.Workers(uint64(a.Workers)),
+		vegeta.MaxWorkers(uint64(maxWorkers)),
 		vegeta.Redirects(vegeta.NoFollow),
-	}
-	var pacer vegeta.Pacer = vegeta.Rate{Freq: a.Rate, Per: time.Second}
-	if a.Rate == 0 {
-		// A closed loop: a worker sends its next request once it has read
-		// the answer to the last, so the number of workers is the
-		// concurrency and the rate is what the server sustains.
-		opts = append(opts, vegeta.MaxWorkers(uint64(a.Workers)))
-		pacer = vegeta.Rate{}
-	} else {
-		// A fixed rate: vegeta adds workers when the server falls behind,
-		// up to a bound that keeps a stalled server from exhausting ports.
-		opts = append(opts, vegeta.MaxWorkers(uint64(max(a.Workers, 2048))))
 	}
 	if a.Calls > 0 {
 		pacer = stopAfter(pacer, a.Calls)
@@ -203,6 +208,10 @@ const errIncompleteStream = "incomplete stream"
 // checkResult returns what is wrong with a call's answer, or "".
 func checkResult(r *vegeta.Result, mode Mode) string {
 	switch {
+	case strings.Contains(r.Error, "Client.Timeout"):
+		// The harness gave up: the server was too slow, which is not the
+		// same as a stream the server cut short.
+		return r.Error
 	case r.Error != "" && mode.Stream && (len(r.Body) > 0 || r.Error == io.ErrUnexpectedEOF.Error()):
 		// The answer had begun (vegeta reads the body after the headers
 		// only), then the connection broke: the stream was cut short.

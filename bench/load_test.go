@@ -21,6 +21,8 @@ func TestCheckResult(t *testing.T) {
 		{"stream without [DONE]", stream, vegeta.Result{Code: 200, Body: chatStream[:len(chatStream)-len(streamEnd)]}, errIncompleteStream},
 		{"stream cut mid-way", stream, vegeta.Result{Error: "unexpected EOF", Body: chatStream[:100]}, errIncompleteStream},
 		{"stream cut before its first event", stream, vegeta.Result{Error: "unexpected EOF"}, errIncompleteStream},
+		{"stream too slow", stream, vegeta.Result{Error: "context deadline exceeded (Client.Timeout or context cancellation while reading body)", Body: chatStream[:100]},
+			"context deadline exceeded (Client.Timeout or context cancellation while reading body)"},
 		{"refused", stream, vegeta.Result{Error: "connection refused"}, "connection refused"},
 		{"HTTP error", plain, vegeta.Result{Code: 403, Error: "403 Forbidden"}, "403 Forbidden"},
 		{"not a completion", plain, vegeta.Result{Code: 200, Body: []byte(`{}`)}, "not a chat completion: {}"},

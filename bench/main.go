@@ -86,12 +86,19 @@ func runBench(ctx context.Context, args []string) error {
 	fs.DurationVar(&s.EventDelay, "event-delay", 0, "the fake upstream's pause before each streamed event or body")
 	fs.DurationVar(&s.QuietWait, "quiet-wait", 2*time.Minute, "longest total wait for other processes to leave the CPUs alone before measuring")
 	rev := fs.String("rev", "", "measure the gateway as committed at this git `revision` (default: the work tree as it is)")
+	fs.IntVar(&s.Nice, "nice", -10, "scheduling niceness of the harness and its servers: below 0 they go before other work on a shared machine (needs root); 0 leaves it")
 	keep := fs.Bool("keep", false, "keep the work folder (configuration, logs, audit file) instead of removing it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if s.Duration <= 0 || s.Rate <= 0 || s.Workers <= 0 || s.Warmup < 0 || s.QuietWait < 0 {
 		return errors.New("-duration, -rate and -workers must be positive, -warmup and -quiet-wait not negative")
+	}
+	if s.Nice != 0 {
+		if err := Renice(s.Nice); err != nil {
+			log.Printf("%v; running at the default priority", err)
+			s.Nice = 0
+		}
 	}
 	// Every run ends: a generous bound on the whole, beyond the attacks'
 	// own durations and the per-call timeout.

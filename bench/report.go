@@ -36,6 +36,8 @@ type Settings struct {
 	Workers    int
 	EventDelay time.Duration
 	QuietWait  time.Duration
+	// Nice is the niceness the harness and its servers ran at.
+	Nice int
 }
 
 // Row is one server measured with one mode of call.
@@ -274,11 +276,19 @@ func (r *Report) writeMethod(b *strings.Builder) {
 - One load generator for all three: vegeta %s as a library in the harness's own process, sending OpenAI's example request (streamed: with `+"`stream_options.include_usage`"+`), over HTTP/1.1 keep-alive connections. A call succeeds when it is answered 200 with a whole chat completion or, streamed, with a stream that ends with `+"`data: [DONE]`"+`; its latency runs until the last byte is read. Incomplete streams count as failures and are also shown on their own.
 - For each mode, and each server in turn: one probe call, a %s warm-up at %d requests/s, then %s at a fixed %d requests/s (latency: exact p50 and p99 over the successful calls; *added* is that minus the direct upstream's in the same run), then %s of saturation: a closed loop of %d workers, each sending its next call when the last is answered (throughput: successful calls per second; success: the share of calls that succeeded).
 - Peak RSS is the server process's VmHWM from /proc, reset (clear_refs) before each mode, so it covers that mode's warm-up, fixed-rate run and saturation. For the upstream row it is the fake upstream's own.
-- CPU of other processes: the share of the machine's CPU time (all CPUs, from /proc/stat) that processes other than the harness and its three servers, and the hypervisor, took during the row's fixed-rate and saturation runs. More than a few percent means the row was measured on a busy machine. Before each row the harness waits for other processes to take less than %s of the CPUs over a second, up to %s in all per run.
+- CPU of other processes: the share of the machine's CPU time (all CPUs, from /proc/stat) that processes other than the harness and its three servers, and the hypervisor, took during the row's fixed-rate and saturation runs. More than a few percent means the row was measured on a busy machine. Before each row the harness waits for other processes to take less than %s of the CPUs over a second, up to %s in all per run%s.
 - All processes share the machine's CPUs with the load generator, as they would not in production: saturation numbers say how the servers compare, not what a dedicated machine would serve.
 - Audit: %s.
 `, delay, vegetaVersion(), s.Warmup, s.Rate, s.Duration, s.Rate, s.Duration, s.Workers,
-		formatShare(quietShare), s.QuietWait, audit)
+		formatShare(quietShare), s.QuietWait, niceNote(s.Nice), audit)
+}
+
+// niceNote says at which niceness the benchmark ran, if not the default.
+func niceNote(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; the harness and its servers ran at niceness %d, so that the scheduler serves them before other work", n)
 }
 
 // vegetaVersion is the load generator's version, as built in.
