@@ -133,9 +133,9 @@ decision := {
 	"reasons": ["ok", "fine"],
 	"max_tokens": 256,
 	"log_content": true,
-	"budgets": [{"tokens": 1000}],
-	"rate_limits": {},
-	"tools": ["*"],
+	"budgets": [{"key": "user:s", "window": "day", "tokens": 1000}, {"key": "group:ml", "window": "rolling:24h", "usd": 2.5}],
+	"rate_limits": {"requests_per_minute": 60, "tokens_per_minute": 10000},
+	"tools": {"allowed": ["get_weather"], "on_violation": "strip"},
 }
 `}))
 	d, err := e.Decide(context.Background(), input(nil, "m"))
@@ -144,6 +144,16 @@ decision := {
 	}
 	if !d.Allow || d.MaxTokens != 256 || !d.LogContent || strings.Join(d.Reasons, ",") != "ok,fine" || d.Revision != e.Revision() {
 		t.Errorf("decision = %+v", d)
+	}
+	want := []Budget{{Key: "user:s", Window: "day", Tokens: 1000}, {Key: "group:ml", Window: "rolling:24h", USD: 2.5}}
+	if len(d.Budgets) != 2 || d.Budgets[0] != want[0] || d.Budgets[1] != want[1] {
+		t.Errorf("budgets = %+v", d.Budgets)
+	}
+	if d.RateLimits != (RateLimits{RequestsPerMinute: 60, TokensPerMinute: 10000}) {
+		t.Errorf("rate limits = %+v", d.RateLimits)
+	}
+	if !d.Tools.Restricted || d.Tools.OnViolation != ToolsStrip || !d.Tools.Permits("get_weather") || d.Tools.Permits("rm_rf") {
+		t.Errorf("tools = %+v", d.Tools)
 	}
 }
 
@@ -166,6 +176,14 @@ func TestDecideFailsClosed(t *testing.T) {
 		{"max_tokens fractional", `{"allow": true, "max_tokens": 1.5}`, "decision.max_tokens"},
 		{"max_tokens a string", `{"allow": true, "max_tokens": "100"}`, "decision.max_tokens is the string"},
 		{"log_content a string", `{"allow": true, "log_content": "yes"}`, "decision.log_content is the string"},
+		{"budget without limit", `{"allow": true, "budgets": [{"key": "user:s", "window": "day"}]}`, "sets neither tokens nor usd"},
+		{"budget bad window", `{"allow": true, "budgets": [{"key": "user:s", "window": "fortnight", "tokens": 5}]}`, `window is "fortnight"`},
+		{"budget without key", `{"allow": true, "budgets": [{"window": "day", "tokens": 5}]}`, "decision.budgets[0].key is missing"},
+		{"budget negative usd", `{"allow": true, "budgets": [{"key": "k", "window": "day", "usd": -1}]}`, "usd is the number -1"},
+		{"rate limit typo", `{"allow": true, "rate_limits": {"request_per_minute": 5}}`, `unknown field "request_per_minute"`},
+		{"tools without allowed", `{"allow": true, "tools": {"on_violation": "strip"}}`, "decision.tools.allowed is missing"},
+		{"tools bad violation", `{"allow": true, "tools": {"allowed": "*", "on_violation": "warn"}}`, "on_violation is the string"},
+		{"tools a list", `{"allow": true, "tools": ["*"]}`, "decision.tools is a"},
 		{"not an object", `true`, "decision is bool"},
 		{"a string", `"allow"`, "decision is string"},
 		{"a list", `[{"allow": true}]`, "decision is []interface {}"},
