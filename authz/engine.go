@@ -1,134 +1,106 @@
 // Package authz answers "may they do this, and within what limits?": it
-// loads and compiles the Rego policies of the policies/ folder once, keeps a
-// prepared query for data.portcullis.decision, and turns each call's typed
-// Input into a typed Decision. Anything other than a well-formed decision is
-// a deny (fail closed).
+// loads and compiles the policy folder (Rego files and data files), keeps
+// prepared queries for data.portcullis.decision and data.portcullis.models,
+// and turns each call's typed Input into a typed Decision. Anything other
+// than a well-formed decision is a deny (fail closed). The folder can be
+// reloaded while the gateway serves; a folder that fails to load leaves the
+// previous policy in force.
 package authz
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/loader"
 	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
-// DecisionQuery is the rule the gateway evaluates for every call.
-const DecisionQuery = "data.portcullis.decision"
-
-// Engine evaluates the policy. It is safe for concurrent use.
+// Engine evaluates the policy. It is safe for concurrent use; a reload
+// swaps the whole bundle at once, so every call is decided by one revision.
 type Engine struct {
-	current atomic.Pointer[policy]
+	dir          string
+	requireTests bool
+	current      atomic.Pointer[bundle]
+
+	mu     sync.Mutex // serialises reloads and guards status
+	status Status
 }
 
-// policy is one compiled revision of the policy folder.
-type policy struct {
-	decision rego.PreparedEvalQuery
-	revision string
+// Options configure an Engine.
+type Options struct {
+	// Dir is the policy folder.
+	Dir string
+	// RequireTests makes every load run the folder's _test.rego tests and
+	// refuse a bundle whose tests fail.
+	RequireTests bool
 }
 
-// Load compiles the policy folder dir: every .rego file, and every .json
-// and .yaml data file as data (a file teams/data.json becomes data.teams),
-// the way `opa test` and `portcullis policy test` read it. Tests
-// (*_test.rego) are left out. A compile error names the file, line and
+// Status describes the policy in force and the last reload.
+type Status struct {
+	Revision string    `json:"revision"`
+	LoadedAt time.Time `json:"loaded_at"`
+	// Reloads and Failures count reload attempts since start.
+	Reloads  int `json:"reloads"`
+	Failures int `json:"failures"`
+	// LastError is the last failed reload's error, cleared by a success.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+}
+
+// New loads the policy folder. A compile error names the file, line and
 // message.
-func Load(ctx context.Context, dir string) (*Engine, error) {
-	p, err := compile(ctx, dir)
+func New(ctx context.Context, o Options) (*Engine, error) {
+	b, err := loadBundle(ctx, o.Dir, o.RequireTests)
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{}
-	e.current.Store(p)
+	e := &Engine{dir: o.Dir, requireTests: o.RequireTests}
+	e.current.Store(b)
+	e.status = Status{Revision: b.revision, LoadedAt: time.Now()}
 	return e, nil
+}
+
+// Load is New with default options.
+func Load(ctx context.Context, dir string) (*Engine, error) {
+	return New(ctx, Options{Dir: dir})
 }
 
 // Revision identifies the policy in force: a hash of its files' paths and
 // contents, recorded in every audit record.
 func (e *Engine) Revision() string { return e.current.Load().revision }
 
-func compile(ctx context.Context, dir string) (*policy, error) {
-	if _, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("load policy: %w", err)
-	}
-	loaded, err := loader.NewFileLoader().
-		WithRegoVersion(ast.RegoV1).
-		Filtered([]string{dir}, func(_ string, info fs.FileInfo, _ int) bool {
-			return !info.IsDir() && strings.HasSuffix(info.Name(), "_test.rego")
-		})
-	if err != nil {
-		return nil, fmt.Errorf("load policy: %w", err)
-	}
-	if len(loaded.Modules) == 0 {
-		return nil, fmt.Errorf("load policy: no .rego files in %s", dir)
-	}
-	revision, err := revisionOf(dir)
-	if err != nil {
-		return nil, err
-	}
-	opts := []func(*rego.Rego){
-		rego.Query(DecisionQuery),
-		rego.Store(inmem.NewFromObject(loaded.Documents)),
-	}
-	definesDecision := false
-	for _, f := range loaded.Modules {
-		if f.Parsed.Package.Path.String() == "data.portcullis" {
-			for _, r := range f.Parsed.Rules {
-				if r.Head.Ref().String() == "decision" {
-					definesDecision = true
-				}
-			}
-		}
-		opts = append(opts, rego.ParsedModule(f.Parsed))
-	}
-	if !definesDecision {
-		return nil, fmt.Errorf("load policy: no file in %s defines the rule decision in package portcullis; the gateway queries %s", dir, DecisionQuery)
-	}
-	prepared, err := rego.New(opts...).PrepareForEval(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load policy: %w", err)
-	}
-	return &policy{decision: prepared, revision: revision}, nil
+// Status reports the policy in force and the outcome of the last reload.
+func (e *Engine) Status() Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.status
 }
 
-// revisionOf hashes the path and content of every policy and data file
-// under dir that the gateway loads; tests do not change a decision, so they
-// do not change the revision.
-func revisionOf(dir string) (string, error) {
-	h := sha256.New()
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		switch ext := filepath.Ext(path); {
-		case strings.HasSuffix(path, "_test.rego"):
-			return nil
-		case ext != ".rego" && ext != ".json" && ext != ".yaml" && ext != ".yml":
-			return nil
-		}
-		src, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		fmt.Fprintf(h, "%s\x00%d\x00", filepath.ToSlash(rel), len(src))
-		h.Write(src)
-		return nil
-	})
+// Reload reads the folder again and, when it compiles (and its tests pass,
+// if required), puts it in force. On failure the previous policy stays in
+// force and the error, naming file and line, is returned and kept in Status.
+// It reports whether the revision changed.
+func (e *Engine) Reload(ctx context.Context) (changed bool, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.status.Reloads++
+	b, err := loadBundle(ctx, e.dir, e.requireTests)
 	if err != nil {
-		return "", fmt.Errorf("load policy: %w", err)
+		e.status.Failures++
+		e.status.LastError, e.status.LastErrorAt = err.Error(), time.Now()
+		return false, err
 	}
-	return hex.EncodeToString(h.Sum(nil))[:16], nil
+	e.status.LastError, e.status.LastErrorAt = "", time.Time{}
+	if b.revision == e.current.Load().revision {
+		return false, nil
+	}
+	e.current.Store(b)
+	e.status.Revision, e.status.LoadedAt = b.revision, time.Now()
+	return true, nil
 }
 
 // Decide evaluates the policy for one call. It always returns a usable
@@ -136,27 +108,80 @@ func revisionOf(dir string) (string, error) {
 // decision, the Decision denies, its reason says why, and the error is
 // returned too so the caller can audit the cause.
 func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
-	p := e.current.Load()
-	// Cancel evaluation with the request, without the goroutine per
-	// evaluation that OPA starts when left to watch the context itself.
-	cancel := topdown.NewCancel()
-	stop := context.AfterFunc(ctx, cancel.Cancel)
-	defer stop()
-	rs, err := p.decision.Eval(ctx, rego.EvalParsedInput(in.value()), rego.EvalExternalCancel(cancel))
+	b := e.current.Load()
+	return b.decide(ctx, in)
+}
+
+func (b *bundle) decide(ctx context.Context, in *Input) (Decision, error) {
+	rs, err := eval(ctx, &b.decision, in)
 	if err != nil {
-		return failClosed(p.revision, fmt.Errorf("evaluate policy: %w", err))
+		return failClosed(b.revision, fmt.Errorf("evaluate policy: %w", err))
 	}
 	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
-		return failClosed(p.revision, errors.New("policy defined no decision for this request; add a default decision"))
+		return failClosed(b.revision, errors.New("policy defined no decision for this request; add a default decision"))
 	}
 	d, err := decodeDecision(rs[0].Expressions[0].Value)
 	if err != nil {
-		return failClosed(p.revision, fmt.Errorf("policy decision: %w", err))
+		return failClosed(b.revision, fmt.Errorf("policy decision: %w", err))
 	}
-	d.Revision = p.revision
+	d.Revision = b.revision
 	return d, nil
+}
+
+// eval runs a prepared query. It cancels evaluation with the request,
+// without the goroutine per evaluation that OPA starts when left to watch
+// the context itself.
+func eval(ctx context.Context, q *rego.PreparedEvalQuery, in *Input) (rego.ResultSet, error) {
+	cancel := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, cancel.Cancel)
+	defer stop()
+	return q.Eval(ctx, rego.EvalParsedInput(in.value()), rego.EvalExternalCancel(cancel))
 }
 
 func failClosed(revision string, err error) (Decision, error) {
 	return Decision{Allow: false, Reasons: []string{"denied: " + err.Error()}, Revision: revision}, err
+}
+
+// Models returns which of the candidate model names the caller may see,
+// in the candidates' order. With a models rule in the policy, it is the
+// rule's answer (input.models holds the candidates); without one, the
+// models whose decision (with request.api "models") allows. An evaluation
+// error shows nothing and is returned.
+func (e *Engine) Models(ctx context.Context, in *Input, candidates []string) ([]string, error) {
+	b := e.current.Load()
+	if b.models == nil {
+		var visible []string
+		for _, m := range candidates {
+			probe := *in
+			probe.Request.Model = m
+			if d, err := b.decide(ctx, &probe); err == nil && d.Allow {
+				visible = append(visible, m)
+			}
+		}
+		return visible, nil
+	}
+	withModels := *in
+	withModels.Models = candidates
+	rs, err := eval(ctx, b.models, &withModels)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", ModelsQuery, err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, fmt.Errorf("%s is undefined for this caller; give it a default such as `default models := set()`", ModelsQuery)
+	}
+	allowed, err := decodeStrings(ModelsQuery, rs[0].Expressions[0].Value)
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[string]bool, len(allowed))
+	for _, m := range allowed {
+		set[m] = true
+	}
+	var visible []string
+	for _, m := range candidates {
+		if set[m] {
+			visible = append(visible, m)
+		}
+	}
+	return visible, nil
 }
