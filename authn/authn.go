@@ -84,7 +84,8 @@ func BearerToken(r *http.Request) string {
 		if ok && strings.EqualFold(scheme, "Bearer") {
 			return strings.TrimSpace(token)
 		}
-		return ""
 	}
+	// Another scheme (Basic, say, from a proxy in front) does not hide
+	// the key.
 	return strings.TrimSpace(r.Header.Get("X-Api-Key"))
 }
