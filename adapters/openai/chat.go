@@ -36,11 +36,20 @@ type ChatRequest struct {
 	// Tools are the names of the function tools offered.
 	Tools []string
 	// ToolChoice is "none", "auto", "required", or the name of the one
-	// function the model must call.
-	ToolChoice string
+	// function the model must call (then ToolChoiceNamed is set).
+	ToolChoice      string
+	ToolChoiceNamed bool
 
 	body    []byte
 	members []member
+	tools   []tool
+	edits   edits
+}
+
+// tool is one element of the request's tools array.
+type tool struct {
+	name string // "" for a tool that is not a function
+	raw  json.RawMessage
 }
 
 // member is the location of one top-level field of the body.
@@ -114,16 +123,22 @@ func ParseChatRequest(body []byte) (*ChatRequest, error) {
 }
 
 func (r *ChatRequest) readTools(raw []byte) error {
-	var tools []struct {
-		Type     string `json:"type"`
-		Function struct {
-			Name string `json:"name"`
-		} `json:"function"`
-	}
-	if err := json.Unmarshal(raw, &tools); err != nil {
+	var elems []json.RawMessage
+	if err := json.Unmarshal(raw, &elems); err != nil {
 		return &RequestError{Param: "tools", Message: "'tools' must be an array of {\"type\": \"function\", \"function\": {...}} objects"}
 	}
-	for _, t := range tools {
+	r.tools = make([]tool, 0, len(elems))
+	for _, e := range elems {
+		var t struct {
+			Type     string `json:"type"`
+			Function struct {
+				Name string `json:"name"`
+			} `json:"function"`
+		}
+		if err := json.Unmarshal(e, &t); err != nil {
+			return &RequestError{Param: "tools", Message: "'tools' must be an array of {\"type\": \"function\", \"function\": {...}} objects"}
+		}
+		r.tools = append(r.tools, tool{name: t.Function.Name, raw: e})
 		if t.Function.Name != "" {
 			r.Tools = append(r.Tools, t.Function.Name)
 		}
@@ -143,11 +158,13 @@ func (r *ChatRequest) readToolChoice(raw []byte) {
 	}
 	if json.Unmarshal(raw, &named) == nil {
 		r.ToolChoice = named.Function.Name
+		r.ToolChoiceNamed = named.Function.Name != ""
 	}
 }
 
 // Encode returns the body to send upstream: the client's bytes with the
-// model replaced by upstreamModel and, when forceUsage is set on a stream,
+// model replaced by upstreamModel, the edits of CapMaxTokens and StripTools
+// applied, and, when forceUsage is set on a stream,
 // stream_options.include_usage turned on so the gateway always learns the
 // usage. Nothing else changes.
 func (r *ChatRequest) Encode(upstreamModel string, forceUsage bool) ([]byte, error) {
@@ -166,6 +183,10 @@ func (r *ChatRequest) Encode(upstreamModel string, forceUsage bool) ([]byte, err
 			}
 		}
 		set = append(set, field{key: "stream_options", value: opts})
+	}
+	set = append(set, r.edits.set...)
+	if len(r.edits.remove) > 0 {
+		return rebuildObject(r.body, r.members, set, r.edits.remove), nil
 	}
 	return setFieldsAt(r.body, r.members, set), nil
 }

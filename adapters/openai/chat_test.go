@@ -35,7 +35,7 @@ func TestParseChatRequestFixtures(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := *req
-			got.body, got.members = nil, nil
+			got.body, got.members, got.tools = nil, nil, nil
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("parsed %+v, want %+v", got, tt.want)
 			}
@@ -62,7 +62,7 @@ func TestParseChatRequestFields(t *testing.T) {
 		{"max_completion_tokens wins before", `{"model":"m",` + msgs + `,"max_completion_tokens":20,"max_tokens":10}`, ChatRequest{Model: "m", MaxTokens: 20}},
 		{"null max_completion_tokens", `{"model":"m",` + msgs + `,"max_completion_tokens":null,"max_tokens":10}`, ChatRequest{Model: "m", MaxTokens: 10}},
 		{"named tool choice", `{"model":"m",` + msgs + `,"tools":[{"type":"function","function":{"name":"a"}},{"type":"function","function":{"name":"b"}}],"tool_choice":{"type":"function","function":{"name":"b"}}}`,
-			ChatRequest{Model: "m", Tools: []string{"a", "b"}, ToolChoice: "b"}},
+			ChatRequest{Model: "m", Tools: []string{"a", "b"}, ToolChoice: "b", ToolChoiceNamed: true}},
 		{"tool without a name", `{"model":"m",` + msgs + `,"tools":[{"type":"web_search"}],"tool_choice":"required"}`, ChatRequest{Model: "m", ToolChoice: "required"}},
 		{"tools null", `{"model":"m",` + msgs + `,"tools":null}`, ChatRequest{Model: "m"}},
 		{"odd tool_choice is ignored", `{"model":"m",` + msgs + `,"tool_choice":7}`, ChatRequest{Model: "m"}},
@@ -75,7 +75,7 @@ func TestParseChatRequestFields(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := *req
-			got.body, got.members = nil, nil
+			got.body, got.members, got.tools = nil, nil, nil
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("parsed %+v, want %+v", got, tt.want)
 			}
