@@ -37,7 +37,9 @@ type Record struct {
 	// ErrorClass is empty on success; see docs/audit.md for the classes.
 	ErrorClass string
 	// Error is the gateway's own description of a failure.
-	Error            string
+	Error string
+	// ToolsRemoved are the tools the policy stripped from the request.
+	ToolsRemoved     []string
 	PromptTokens     int
 	CompletionTokens int
 	// UsageReported says the token counts came from the provider.
@@ -56,13 +58,42 @@ type Identity struct {
 	Credential string
 }
 
-// Decision is the policy's answer as audited.
+// Decision is the policy's answer as audited: what it allowed and every
+// limit it set, enforced yet or not.
 type Decision struct {
 	// Evaluated is false when the call ended before the policy was asked.
 	Evaluated bool
 	Allow     bool
 	Reasons   []string
 	Revision  string
+	// MaxTokens is the output cap the policy set; 0 for none.
+	MaxTokens  int
+	Budgets    []Budget
+	RateLimits RateLimits
+	Tools      Tools
+	LogContent bool
+}
+
+// Budget is a spending limit the decision set.
+type Budget struct {
+	Key    string
+	Window string
+	Tokens int64
+	USD    float64
+}
+
+// RateLimits are the pace limits the decision set; 0 for none.
+type RateLimits struct {
+	RequestsPerMinute int
+	TokensPerMinute   int
+}
+
+// Tools is the decision's rule for function tools.
+type Tools struct {
+	// Restricted is false when any tool is allowed.
+	Restricted  bool
+	Allowed     []string
+	OnViolation string
 }
 
 // MarshalLogObject encodes the record field by field, without reflection.
@@ -84,6 +115,7 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	e.AddInt("status", r.Status)
 	e.AddString("error_class", r.ErrorClass)
 	e.AddString("error", r.Error)
+	_ = e.AddArray("tools_removed", stringArray(r.ToolsRemoved))
 	e.AddInt("prompt_tokens", r.PromptTokens)
 	e.AddInt("completion_tokens", r.CompletionTokens)
 	e.AddBool("usage_reported", r.UsageReported)
@@ -96,12 +128,7 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 func (i *Identity) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	e.AddString("type", i.Type)
 	e.AddString("subject", i.Subject)
-	_ = e.AddArray("groups", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
-		for _, g := range i.Groups {
-			a.AppendString(g)
-		}
-		return nil
-	}))
+	_ = e.AddArray("groups", stringArray(i.Groups))
 	e.AddString("credential", i.Credential)
 	return nil
 }
@@ -110,14 +137,47 @@ func (i *Identity) MarshalLogObject(e zapcore.ObjectEncoder) error {
 func (d *Decision) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	e.AddBool("evaluated", d.Evaluated)
 	e.AddBool("allow", d.Allow)
-	_ = e.AddArray("reasons", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
-		for _, r := range d.Reasons {
-			a.AppendString(r)
+	_ = e.AddArray("reasons", stringArray(d.Reasons))
+	e.AddString("policy_revision", d.Revision)
+	e.AddInt("max_tokens", d.MaxTokens)
+	_ = e.AddArray("budgets", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
+		for i := range d.Budgets {
+			_ = a.AppendObject(&d.Budgets[i])
 		}
 		return nil
 	}))
-	e.AddString("policy_revision", d.Revision)
+	_ = e.AddObject("rate_limits", zapcore.ObjectMarshalerFunc(func(o zapcore.ObjectEncoder) error {
+		o.AddInt("requests_per_minute", d.RateLimits.RequestsPerMinute)
+		o.AddInt("tokens_per_minute", d.RateLimits.TokensPerMinute)
+		return nil
+	}))
+	_ = e.AddObject("tools", zapcore.ObjectMarshalerFunc(func(o zapcore.ObjectEncoder) error {
+		o.AddBool("restricted", d.Tools.Restricted)
+		_ = o.AddArray("allowed", stringArray(d.Tools.Allowed))
+		o.AddString("on_violation", d.Tools.OnViolation)
+		return nil
+	}))
+	e.AddBool("log_content", d.LogContent)
 	return nil
+}
+
+// MarshalLogObject implements zapcore.ObjectMarshaler.
+func (b *Budget) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	e.AddString("key", b.Key)
+	e.AddString("window", b.Window)
+	e.AddInt64("tokens", b.Tokens)
+	e.AddFloat64("usd", b.USD)
+	return nil
+}
+
+// stringArray encodes a list of strings, [] when empty.
+func stringArray(ss []string) zapcore.ArrayMarshaler {
+	return zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
+		for _, s := range ss {
+			a.AppendString(s)
+		}
+		return nil
+	})
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -19,13 +19,13 @@ import (
 var documentedKeys = []string{
 	"time", "kind", "request_id", "identity", "client_ip", "user_agent", "method", "endpoint",
 	"model", "provider", "upstream_model", "model_served", "upstream_request_id", "decision",
-	"stream", "status", "error_class", "error", "prompt_tokens", "completion_tokens",
+	"stream", "status", "error_class", "error", "tools_removed", "prompt_tokens", "completion_tokens",
 	"usage_reported", "latency_ms", "ttfb_ms",
 }
 
 var (
 	identityKeys = []string{"type", "subject", "groups", "credential"}
-	decisionKeys = []string{"evaluated", "allow", "reasons", "policy_revision"}
+	decisionKeys = []string{"evaluated", "allow", "reasons", "policy_revision", "max_tokens", "budgets", "rate_limits", "tools", "log_content"}
 )
 
 func fullRecord() *Record {
@@ -218,7 +218,9 @@ func TestEmptyRecordHasEveryField(t *testing.T) {
 	}
 	for _, want := range []string{
 		`"identity":{"type":"","subject":"","groups":[],"credential":""}`,
-		`"decision":{"evaluated":false,"allow":false,"reasons":[],"policy_revision":""}`,
+		`"decision":{"evaluated":false,"allow":false,"reasons":[],"policy_revision":"","max_tokens":0,"budgets":[],` +
+			`"rate_limits":{"requests_per_minute":0,"tokens_per_minute":0},"tools":{"restricted":false,"allowed":[],"on_violation":""},"log_content":false}`,
+		`"tools_removed":[]`,
 		`"status":0`, `"latency_ms":0`, `"ttfb_ms":0`, `"usage_reported":false`,
 	} {
 		if !strings.Contains(lines[0], want) {

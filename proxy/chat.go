@@ -7,13 +7,11 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"go.uber.org/zap"
 
 	"portcullis/adapters"
 	"portcullis/adapters/openai"
-	"portcullis/authn"
 	"portcullis/authz"
 )
 
@@ -50,16 +48,18 @@ func (s *Server) chatCompletions(c *call) {
 	if !ok {
 		return
 	}
-	if !s.decide(c, id, &authz.Request{
+	d, ok := s.decide(c, id, &authz.Request{
 		API:        "chat",
 		Model:      req.Model,
 		Stream:     req.Stream,
 		MaxTokens:  req.MaxTokens,
 		Tools:      req.Tools,
 		ToolChoice: req.ToolChoice,
-	}) {
+	})
+	if !ok || !s.applyTools(c, req, d.Tools) {
 		return
 	}
+	req.CapMaxTokens(d.MaxTokens)
 
 	upstreamBody, err := req.Encode(rt.upstreamModel, rt.forceUsage)
 	if err != nil {
@@ -102,34 +102,6 @@ func (s *Server) route(c *call, model string) (*route, bool) {
 	}
 	c.fail(http.StatusNotFound, "model_not_found", "invalid_request_error", "model_not_found", "model", msg)
 	return nil, false
-}
-
-// decide asks the policy and answers 403 on a deny. A policy error is a
-// deny too (fail closed), audited with its cause.
-func (s *Server) decide(c *call, id *authn.Identity, req *authz.Request) bool {
-	req.ClientIP = c.rec.ClientIP
-	req.UserAgent = c.rec.UserAgent
-	d, err := s.policy.Decide(c.r.Context(), &authz.Input{Identity: id, Request: *req, Time: c.start})
-	c.rec.Decision.Evaluated = true
-	c.rec.Decision.Allow = d.Allow
-	c.rec.Decision.Reasons = d.Reasons
-	c.rec.Decision.Revision = d.Revision
-	if err != nil {
-		s.log.Error("policy evaluation failed; denying", zap.String("request_id", c.rec.RequestID), zap.Error(err))
-		c.fail(http.StatusForbidden, "policy_error", "permission_denied", "policy_error", "",
-			"the request was denied because the policy could not decide it; the gateway operator can find the cause under request id "+c.rec.RequestID)
-		c.rec.Error = err.Error()
-		return false
-	}
-	if !d.Allow {
-		msg := "denied by policy"
-		if len(d.Reasons) > 0 {
-			msg += ": " + strings.Join(d.Reasons, "; ")
-		}
-		c.fail(http.StatusForbidden, "policy_denied", "permission_denied", "policy_denied", "", msg)
-		return false
-	}
-	return true
 }
 
 // upstreamUnreachable records a call that got no response at all.

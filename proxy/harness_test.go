@@ -41,6 +41,7 @@ type harness struct {
 	upstream *testkit.Upstream
 	records  *recorder
 	logs     *syncBuffer
+	policy   *authz.Engine
 }
 
 type harnessOptions struct {
@@ -132,7 +133,7 @@ audit:
 	}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
-	return &harness{t: t, srv: srv, url: ts.URL, upstream: up, records: rec, logs: logs}
+	return &harness{t: t, srv: srv, url: ts.URL, upstream: up, records: rec, logs: logs, policy: policy}
 }
 
 // post sends a chat completions request with the given key and body.

@@ -12,6 +12,8 @@ import (
 	"portcullis/adapters"
 	"portcullis/adapters/demo"
 	"portcullis/adapters/openai"
+	"portcullis/audit"
+	"portcullis/authz"
 	"portcullis/config"
 )
 
@@ -92,8 +94,22 @@ func newProvider(pc config.Provider, version string) (adapters.Provider, error) 
 
 // listModels serves GET /v1/models: the models this gateway can serve.
 func (s *Server) listModels(c *call) {
-	if _, ok := s.authenticate(c); !ok {
+	id, ok := s.authenticate(c)
+	if !ok {
 		return
+	}
+	visible, err := s.policy.Models(c.r.Context(), &authz.Input{
+		Identity: id,
+		Request:  authz.Request{API: "models", ClientIP: c.rec.ClientIP, UserAgent: c.rec.UserAgent},
+		Time:     c.start,
+	}, s.models)
+	c.rec.Decision = audit.Decision{Evaluated: true, Allow: err == nil, Revision: s.policy.Revision()}
+	if err != nil {
+		// Fail closed: a broken models rule shows nothing.
+		s.log.Error("policy could not list models; showing none", zap.String("request_id", c.rec.RequestID), zap.Error(err))
+		c.rec.ErrorClass, c.rec.Error = "policy_error", err.Error()
+		c.rec.Decision.Reasons = []string{"denied: " + err.Error()}
+		visible = nil
 	}
 	type model struct {
 		ID      string `json:"id"`
@@ -104,8 +120,8 @@ func (s *Server) listModels(c *call) {
 	list := struct {
 		Object string  `json:"object"`
 		Data   []model `json:"data"`
-	}{Object: "list", Data: make([]model, 0, len(s.models))}
-	for _, name := range s.models {
+	}{Object: "list", Data: make([]model, 0, len(visible))}
+	for _, name := range visible {
 		list.Data = append(list.Data, model{ID: name, Object: "model", Created: s.started.Unix(), OwnedBy: s.routes[name].provider.Name()})
 	}
 	writeJSON(c.w, http.StatusOK, list)
@@ -118,12 +134,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if !s.ready.Load() {
 		status, code = "not ready", http.StatusServiceUnavailable
 	}
+	policy := s.policy.Status()
 	writeJSON(w, code, struct {
 		Status         string           `json:"status"`
 		PolicyRevision string           `json:"policy_revision"`
+		Policy         authz.Status     `json:"policy"`
 		Providers      []providerStatus `json:"providers"`
 		Models         int              `json:"models"`
-	}{status, s.policy.Revision(), s.statuses, len(s.models)})
+	}{status, policy.Revision, policy, s.statuses, len(s.models)})
 }
 
 // marshalJSON encodes v as one line, leaving <, > and & readable: the
