@@ -210,7 +210,7 @@ func (r *Report) writeModeTable(b *strings.Builder, mode Mode) {
 	fmt.Fprintf(b, "| server | saturation req/s (%d conns) | success | p50 @ %d/s | p99 @ %d/s | added p50 | added p99 | failed @ %d/s |",
 		s.Workers, s.Rate, s.Rate, s.Rate)
 	if mode.Stream {
-		b.WriteString(" incomplete streams |")
+		b.WriteString(" incomplete streams (both runs) |")
 	}
 	b.WriteString(" peak RSS | CPU of other processes |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	if mode.Stream {
