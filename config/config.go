@@ -107,8 +107,14 @@ type APIKey struct {
 
 // Policy locates the Rego policies.
 type Policy struct {
-	// Dir is the folder of .rego files. Zero value: policies.
+	// Dir is the folder of .rego and data files. Zero value: policies.
 	Dir string `yaml:"dir"`
+	// Reload is "watch" (reload when a file in Dir changes, and on SIGHUP)
+	// or "signal" (only on SIGHUP). Zero value: watch.
+	Reload string `yaml:"reload"`
+	// RequireTests makes every load and reload run the folder's
+	// _test.rego tests and refuse a policy whose tests fail.
+	RequireTests bool `yaml:"require_tests"`
 }
 
 // Audit says where audit records are written.
@@ -187,6 +193,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Policy.Dir == "" {
 		c.Policy.Dir = DefaultPolicyDir
+	}
+	if c.Policy.Reload == "" {
+		c.Policy.Reload = "watch"
 	}
 	for i := range c.Providers {
 		p := &c.Providers[i]

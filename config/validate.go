@@ -29,6 +29,9 @@ func (c *Config) validate(l *loader) []FieldError {
 		// net/http reads a negative timeout as none at all.
 		l.fail("server.read_header_timeout", "must not be negative; write it like 10s")
 	}
+	if c.Policy.Reload != "watch" && c.Policy.Reload != "signal" {
+		l.fail("policy.reload", "%q is not a reload mode; use watch (on file changes and SIGHUP) or signal (SIGHUP only)", c.Policy.Reload)
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		l.fail("log.level", "%q is not a level; use debug, info, warn or error", c.Log.Level)
 	}

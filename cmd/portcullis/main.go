@@ -6,6 +6,9 @@
 //	portcullis keys generate --subject S --group G...
 //	                                         make a new API key
 //	portcullis policy test [DIR]             run the Rego policy tests
+//	portcullis policy eval --input FILE [--explain] [DIR]
+//	                                         explain a decision
+//	portcullis policy check [DIR]            compile in strict mode
 //	portcullis version                       print the version
 package main
 
@@ -36,6 +39,9 @@ commands:
   keys generate --subject S [--group G]... [--name N]
                                         print a new API key and its config entry
   policy test [DIR]                     run the policy tests (default DIR: policies)
+  policy eval --input FILE [--explain] [DIR]
+                                        print the decision for an input document
+  policy check [DIR]                    compile the policy in strict mode
   version                               print the version
 `
 
@@ -74,6 +80,10 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return keysGenerate(rest[1:], stdout, stderr)
 	case cmd == "policy" && len(rest) > 0 && rest[0] == "test":
 		return policyTest(rest[1:], stdout, stderr)
+	case cmd == "policy" && len(rest) > 0 && rest[0] == "eval":
+		return policyEval(rest[1:], stdout, stderr)
+	case cmd == "policy" && len(rest) > 0 && rest[0] == "check":
+		return policyCheck(rest[1:], stdout, stderr)
 	case cmd == "version" || cmd == "--version":
 		fmt.Fprintln(stdout, "portcullis", versionString())
 		return nil

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -42,11 +45,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("api keys loaded", zap.Int("keys", len(cfg.Auth.APIKeys)))
 
-	policy, err := authz.Load(ctx, cfg.Policy.Dir)
+	policy, err := authz.New(ctx, authz.Options{Dir: cfg.Policy.Dir, RequireTests: cfg.Policy.RequireTests})
 	if err != nil {
 		return err
 	}
-	log.Info("policy compiled", zap.String("dir", cfg.Policy.Dir), zap.String("revision", policy.Revision()))
+	log.Info("policy compiled", zap.String("dir", cfg.Policy.Dir), zap.String("revision", policy.Revision()),
+		zap.Bool("require_tests", cfg.Policy.RequireTests), zap.String("reload", cfg.Policy.Reload))
+	go reloadPolicy(ctx, cfg, policy, log)
 
 	records, err := audit.Open(audit.Options{Stdout: cfg.Audit.Stdout, File: cfg.Audit.File})
 	if err != nil {
@@ -67,6 +72,40 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	return srv.Serve(ctx)
+}
+
+// reloadPolicy keeps the policy current until ctx ends: on SIGHUP, and on
+// changes to the policy folder unless policy.reload is "signal". A policy
+// that fails to load is logged with its file and line, and the previous one
+// stays in force.
+func reloadPolicy(ctx context.Context, cfg *config.Config, policy *authz.Engine, log *zap.Logger) {
+	report := func(changed bool, err error) {
+		switch {
+		case err != nil:
+			log.Error("policy reload failed; the previous policy stays in force", zap.String("revision", policy.Revision()), zap.Error(err))
+		case changed:
+			log.Info("policy reloaded", zap.String("revision", policy.Revision()))
+		}
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if cfg.Policy.Reload == "watch" {
+		go func() {
+			if err := policy.Watch(ctx, authz.DefaultDebounce, report); err != nil {
+				log.Error("cannot watch the policy folder; reload with SIGHUP", zap.Error(err))
+			}
+		}()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			log.Info("SIGHUP: reloading the policy")
+			report(policy.Reload(ctx))
+		}
+	}
 }
 
 // checkDemoKeys warns while the published demo key is enabled and refuses

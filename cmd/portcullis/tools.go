@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/open-policy-agent/opa/v1/tester"
 	"go.uber.org/zap"
 
 	"portcullis/authn"
@@ -83,46 +82,6 @@ func keysGenerate(args []string, stdout, stderr io.Writer) error {
 			quoted[i] = strconv.Quote(g)
 		}
 		fmt.Fprintf(stdout, "  groups: [%s]\n", strings.Join(quoted, ", "))
-	}
-	return nil
-}
-
-// policyTest runs the Rego tests of a policy folder with the embedded OPA.
-func policyTest(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("policy test", stderr)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	dirs := fs.Args()
-	if len(dirs) == 0 {
-		dirs = []string{"policies"}
-	}
-	results, err := tester.Run(context.Background(), dirs...)
-	if err != nil {
-		return fmt.Errorf("policy test: %w", err)
-	}
-	passed, failed := 0, 0
-	for _, r := range results {
-		switch {
-		case r.Pass():
-			passed++
-			fmt.Fprintf(stdout, "PASS %s.%s\n", r.Package, r.Name)
-		case r.Skip:
-			fmt.Fprintf(stdout, "SKIP %s.%s\n", r.Package, r.Name)
-		default:
-			failed++
-			fmt.Fprintf(stdout, "FAIL %s.%s (%s)\n", r.Package, r.Name, r.Location)
-			if r.Error != nil {
-				fmt.Fprintf(stdout, "     %v\n", r.Error)
-			}
-		}
-	}
-	fmt.Fprintf(stdout, "policy: %d passed, %d failed\n", passed, failed)
-	switch {
-	case failed > 0:
-		return fmt.Errorf("policy test: %d of %d tests failed", failed, passed+failed)
-	case passed == 0:
-		return fmt.Errorf("policy test: no tests found in %s", strings.Join(dirs, ", "))
 	}
 	return nil
 }
