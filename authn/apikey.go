@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -8,7 +9,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"portcullis/config"
 )
@@ -19,14 +23,21 @@ const KeyPrefix = "pcx_"
 
 // APIKeys authenticates gateway API keys. Keys are held only as SHA-256
 // hashes: a key is 256 random bits, so a fast hash is enough and a stolen
-// config does not reveal usable keys.
+// config does not reveal usable keys. Besides the keys in the config, a keys
+// file (identity.api_keys_file) can be loaded and re-read while serving, so
+// that a key revoked there is refused at once.
 type APIKeys struct {
 	byHash map[[sha256.Size]byte]*apiKey
+	file   atomic.Pointer[map[[sha256.Size]byte]*apiKey]
+	stamp  atomic.Pointer[fileStamp]
+	now    func() time.Time
 }
 
 type apiKey struct {
 	hash     [sha256.Size]byte
 	identity Identity
+	expires  time.Time // zero: never
+	revoked  bool
 }
 
 var _ Authenticator = (*APIKeys)(nil)
@@ -34,8 +45,16 @@ var _ Authenticator = (*APIKeys)(nil)
 // NewAPIKeys builds the authenticator from the configured keys. The hashes
 // were validated by config.Load.
 func NewAPIKeys(keys []config.APIKey) (*APIKeys, error) {
-	a := &APIKeys{byHash: make(map[[sha256.Size]byte]*apiKey, len(keys))}
-	for _, k := range keys {
+	byHash, err := indexKeys(keys, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &APIKeys{byHash: byHash, now: time.Now}, nil
+}
+
+func indexKeys(keys []config.APIKey, revoked func(i int) bool) (map[[sha256.Size]byte]*apiKey, error) {
+	byHash := make(map[[sha256.Size]byte]*apiKey, len(keys))
+	for i, k := range keys {
 		raw, err := hex.DecodeString(strings.TrimPrefix(k.Hash, config.HashPrefix))
 		if err != nil || len(raw) != sha256.Size {
 			return nil, fmt.Errorf("api key %q: hash is not %s<64 hex digits>", k.Name, config.HashPrefix)
@@ -46,10 +65,79 @@ func NewAPIKeys(keys []config.APIKey) (*APIKeys, error) {
 			Groups:     append([]string(nil), k.Groups...),
 			Credential: k.Name,
 		}}
+		if k.Expires != "" {
+			entry.expires, err = time.Parse(time.RFC3339, k.Expires)
+			if err != nil {
+				return nil, fmt.Errorf("api key %q: expires: %w", k.Name, err)
+			}
+		}
+		// The policy sees a key's model scope and expiry as claims, as it
+		// sees those of a token.
+		if k.Models != nil || !entry.expires.IsZero() {
+			claims := map[string]any{}
+			if k.Models != nil {
+				models := make([]any, len(k.Models))
+				for i, m := range k.Models {
+					models[i] = m
+				}
+				claims["models"] = models
+			}
+			if !entry.expires.IsZero() {
+				claims["exp"] = float64(entry.expires.Unix())
+			}
+			entry.identity.Claims = claims
+		}
+		entry.revoked = revoked != nil && revoked(i)
 		copy(entry.hash[:], raw)
-		a.byHash[entry.hash] = entry
+		byHash[entry.hash] = entry
 	}
-	return a, nil
+	return byHash, nil
+}
+
+// LoadFile reads the keys file at path, if it changed since the last read,
+// and puts its keys in force in place of the file's previous ones. On an
+// error the previous keys stay in force.
+func (a *APIKeys) LoadFile(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("api keys file: %w", err)
+	}
+	stamp := &fileStamp{mod: fi.ModTime(), size: fi.Size()}
+	if old := a.stamp.Load(); old != nil && *old == *stamp {
+		return nil
+	}
+	kf, err := config.LoadKeysFile(path)
+	if err != nil {
+		return err
+	}
+	keys := make([]config.APIKey, len(kf.Keys))
+	for i, k := range kf.Keys {
+		keys[i] = k.APIKey
+	}
+	byHash, err := indexKeys(keys, func(i int) bool { return kf.Keys[i].Revoked != "" })
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	a.file.Store(&byHash)
+	a.stamp.Store(stamp)
+	return nil
+}
+
+// WatchFile re-reads the keys file every interval until ctx ends; failures
+// go to onError and leave the previous keys in force.
+func (a *APIKeys) WatchFile(ctx context.Context, path string, every time.Duration, onError func(error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.LoadFile(path); err != nil && onError != nil {
+				onError(err)
+			}
+		}
+	}
 }
 
 // Authenticate implements Authenticator. A bearer token that looks like a
@@ -60,15 +148,26 @@ func (a *APIKeys) Authenticate(r *http.Request) (*Identity, error) {
 		return nil, ErrNoCredential
 	}
 	sum := sha256.Sum256([]byte(token))
-	// The map is keyed by the hash of the presented key, so lookup timing
+	// The maps are keyed by the hash of the presented key, so lookup timing
 	// can only tell an attacker about SHA-256 outputs, never about a stored
 	// key; the constant-time compare below states the check explicitly.
 	entry, ok := a.byHash[sum]
+	if !ok {
+		if fm := a.file.Load(); fm != nil {
+			entry, ok = (*fm)[sum]
+		}
+	}
 	if !ok || subtle.ConstantTimeCompare(entry.hash[:], sum[:]) != 1 {
 		if looksLikeJWT(token) {
 			return nil, ErrNoCredential
 		}
-		return nil, ErrInvalidCredential
+		return nil, refuse("the API key is unknown or revoked")
+	}
+	if entry.revoked {
+		return nil, refuse("the API key %s was revoked", quoteSafe(entry.identity.Credential))
+	}
+	if !entry.expires.IsZero() && !a.now().Before(entry.expires) {
+		return nil, refuse("the API key %s expired at %s", quoteSafe(entry.identity.Credential), entry.expires.UTC().Format(time.RFC3339))
 	}
 	id := entry.identity
 	return &id, nil

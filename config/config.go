@@ -21,6 +21,8 @@ type Config struct {
 	Models []Model `yaml:"models"`
 	// Auth declares the credentials the gateway accepts.
 	Auth Auth `yaml:"auth"`
+	// Identity declares trusted token issuers and gateway-minted tokens (identity.go).
+	Identity Identity `yaml:"identity"`
 	// Policy locates the Rego policies that decide every call.
 	Policy Policy `yaml:"policy"`
 	// Audit says where the audit records go.
@@ -99,6 +101,13 @@ type APIKey struct {
 	Subject string `yaml:"subject"`
 	// Groups are the identity's groups, as the policy sees them.
 	Groups []string `yaml:"groups"`
+	// Expires is when the key stops working, as an RFC 3339 time. Zero value: never.
+	Expires string `yaml:"expires,omitempty"`
+	// Models narrows the key to these model names, which the policy sees as
+	// input.identity.claims.models. Zero value: no narrowing.
+	Models []string `yaml:"models,omitempty"`
+	// Description says what the key is for.
+	Description string `yaml:"description,omitempty"`
 	// Demo marks a key whose value is published (the quickstart's key). The
 	// gateway warns while one is enabled and refuses to listen on a
 	// non-loopback address with it.

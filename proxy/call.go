@@ -182,9 +182,13 @@ func (s *Server) authenticate(c *call) (*authn.Identity, bool) {
 			"no credential: send your Portcullis API key as \"Authorization: Bearer <key>\" or \"x-api-key: <key>\"")
 		return nil, false
 	}
-	h.Set("WWW-Authenticate", `Bearer realm="portcullis", error="invalid_token"`)
+	reason := "the API key is unknown or revoked"
+	if ref := (*authn.Refusal)(nil); errors.As(err, &ref) {
+		reason = ref.Reason // says why, and never holds a secret
+	}
+	h.Set("WWW-Authenticate", `Bearer realm="portcullis", error="invalid_token", error_description="`+headerSafe(reason)+`"`)
 	c.fail(http.StatusUnauthorized, "authentication", "invalid_request_error", "invalid_api_key", "",
-		"the credential was not accepted: the API key is unknown or revoked")
+		"the credential was not accepted: "+reason)
 	return nil, false
 }
 

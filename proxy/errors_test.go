@@ -55,7 +55,7 @@ func TestBadInputIsRefusedAndAudited(t *testing.T) {
 		{"body too large", "POST", "/v1/chat/completions", engKey, big, 413, "request_too_large", "request_too_large", "limit", [2]string{}},
 		{"wrong method", "GET", "/v1/chat/completions", engKey, "", 405, "method_not_allowed", "method_not_allowed", "use POST", [2]string{"Allow", "POST"}},
 		{"missing key", "POST", "/v1/chat/completions", "", chatBody, 401, "authentication", "missing_api_key", "no credential", [2]string{"WWW-Authenticate", `Bearer realm="portcullis"`}},
-		{"unknown key", "POST", "/v1/chat/completions", "pcx_not_a_key", chatBody, 401, "authentication", "invalid_api_key", "not accepted", [2]string{"WWW-Authenticate", `Bearer realm="portcullis", error="invalid_token"`}},
+		{"unknown key", "POST", "/v1/chat/completions", "pcx_not_a_key", chatBody, 401, "authentication", "invalid_api_key", "not accepted", [2]string{"WWW-Authenticate", `Bearer realm="portcullis", error="invalid_token", error_description="the API key is unknown or revoked"`}},
 		{"denied by policy", "POST", "/v1/chat/completions", demoKey, chatBody, 403, "policy_denied", "policy_denied", `model "smart" is not allowed for groups ["demo"]`, [2]string{}},
 		{"unknown path", "POST", "/v1/nothing", engKey, "{}", 404, "not_found", "unknown_url", "/v1/nothing", [2]string{}},
 	} {

@@ -29,6 +29,7 @@ type Server struct {
 	authn    authn.Authenticator
 	policy   *authz.Engine
 	audit    Auditor
+	minter   *authn.Minter // nil: minting is off
 	routes   map[string]*route
 	disabled map[string]string // model name → why its provider is off
 	models   []string          // enabled model names, in config order
@@ -55,6 +56,8 @@ type Options struct {
 	Policy        *authz.Engine
 	Audit         Auditor
 	Version       string
+	// Minter, when set, serves POST /v1/tokens and /.well-known/jwks.json.
+	Minter *authn.Minter
 }
 
 // route is where a model name goes.
@@ -75,6 +78,7 @@ func New(o Options) (*Server, error) {
 		authn:   o.Authenticator,
 		policy:  o.Policy,
 		audit:   o.Audit,
+		minter:  o.Minter,
 		started: time.Now(),
 		version: o.Version,
 	}
@@ -95,6 +99,7 @@ func (s *Server) routesMux() http.Handler {
 	mux.HandleFunc("/v1/models", s.endpoint(http.MethodGet, s.listModels))
 	mux.HandleFunc("/healthz", s.healthz)
 	mux.HandleFunc("/readyz", s.readyz)
+	s.tokenRoutes(mux)
 	mux.HandleFunc("/", s.endpoint("", s.notFound))
 	return mux
 }

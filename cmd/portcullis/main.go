@@ -5,6 +5,10 @@
 //	portcullis config check --config FILE    validate a configuration
 //	portcullis keys generate --subject S --group G...
 //	                                         make a new API key
+//	portcullis keys generate|list|revoke --file F
+//	                                         manage the keys file
+//	portcullis tokens mint|rotate-key --config FILE
+//	                                         sign a gateway token; rotate its key
 //	portcullis policy test [DIR]             run the Rego policy tests
 //	portcullis policy eval --input FILE [--explain] [DIR]
 //	                                         explain a decision
@@ -38,6 +42,10 @@ commands:
   config check --config FILE            validate a configuration file
   keys generate --subject S [--group G]... [--name N]
                                         print a new API key and its config entry
+  keys generate|list|revoke --file F    manage the keys file (docs/identity.md)
+  tokens mint --subject S [--group G]... [--model M]... [--lifetime D]
+                                        sign a short-lived gateway token
+  tokens rotate-key                     start signing with a new key
   policy test [DIR]                     run the policy tests (default DIR: policies)
   policy eval --input FILE [--explain] [DIR]
                                         print the decision for an input document
@@ -76,8 +84,10 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, rest, stderr)
 	case cmd == "config" && len(rest) > 0 && rest[0] == "check":
 		return configCheck(rest[1:], stdout, stderr)
-	case cmd == "keys" && len(rest) > 0 && rest[0] == "generate":
-		return keysGenerate(rest[1:], stdout, stderr)
+	case cmd == "keys":
+		return keysCommand(rest, stdout, stderr)
+	case cmd == "tokens":
+		return tokensCommand(rest, stdout, stderr)
 	case cmd == "policy" && len(rest) > 0 && rest[0] == "test":
 		return policyTest(rest[1:], stdout, stderr)
 	case cmd == "policy" && len(rest) > 0 && rest[0] == "eval":

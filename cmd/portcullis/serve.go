@@ -44,6 +44,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log.Info("api keys loaded", zap.Int("keys", len(cfg.Auth.APIKeys)))
+	chain, minter, err := identityChain(ctx, cfg, keys, log)
+	if err != nil {
+		return err
+	}
 
 	policy, err := authz.New(ctx, authz.Options{Dir: cfg.Policy.Dir, RequireTests: cfg.Policy.RequireTests})
 	if err != nil {
@@ -63,7 +67,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	srv, err := proxy.New(proxy.Options{
 		Config:        cfg,
 		Logger:        log,
-		Authenticator: authn.Chain{keys},
+		Authenticator: chain,
+		Minter:        minter,
 		Policy:        policy,
 		Audit:         records,
 		Version:       versionString(),
