@@ -116,7 +116,7 @@ func runBench(ctx context.Context, args []string) error {
 		defer os.RemoveAll(work)
 	}
 
-	commit := ""
+	var commit string
 	if *rev != "" {
 		src := filepath.Join(work, "src")
 		if err := exportRevision(ctx, *repo, *rev, src); err != nil {
