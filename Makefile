@@ -4,14 +4,14 @@
 GO ?= go
 export CGO_ENABLED ?= 1
 
-.PHONY: all build deps test vet unit policy-test fuzz bench clean
+.PHONY: all build deps test vet unit policy-test bench-test fuzz bench clean
 
 all: build
 
 build:
 	$(GO) build -o bin/portcullis ./cmd/portcullis
 
-test: deps vet unit policy-test fuzz
+test: deps vet unit policy-test bench-test fuzz
 
 # Installs what the tests need (Debian packages), idempotently.
 deps:
@@ -34,6 +34,10 @@ fuzz:
 
 bench:
 	$(MAKE) -C bench
+
+# The benchmark harness is its own module; its tests run with every change.
+bench-test:
+	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 clean:
 	rm -rf bin

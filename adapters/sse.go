@@ -90,6 +90,11 @@ func (er *EventReader) Next() (Event, error) {
 	}
 }
 
+// Buffered reports how many bytes have arrived but not been read yet. A
+// relay flushes when it is zero: then the next event is not already here,
+// and holding what was written would delay it.
+func (er *EventReader) Buffered() int { return er.r.Buffered() }
+
 // readLine returns one line with its line ending, however long.
 func (er *EventReader) readLine() ([]byte, error) {
 	line, err := er.r.ReadSlice('\n')

@@ -14,6 +14,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/loader"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
 )
@@ -101,11 +102,17 @@ func loadBundle(ctx context.Context, dir string, requireTests bool) (*bundle, er
 }
 
 func (b *bundle) regoOptions(query string) []func(*rego.Rego) {
-	opts := []func(*rego.Rego){rego.Query(query), rego.Store(inmem.NewFromObject(b.documents))}
+	opts := []func(*rego.Rego){rego.Query(query), rego.Store(b.store())}
 	for _, m := range b.modules {
 		opts = append(opts, rego.ParsedModule(m))
 	}
 	return opts
+}
+
+// store holds the bundle's data files. It keeps them as OPA values, so an
+// evaluation that reads a table does not convert it from Go values again.
+func (b *bundle) store() storage.Store {
+	return inmem.NewFromObjectWithOpts(b.documents, inmem.OptReturnASTValuesOnRead(true))
 }
 
 func (b *bundle) prepare(ctx context.Context, query string) (rego.PreparedEvalQuery, error) {
@@ -129,7 +136,7 @@ func runTests(ctx context.Context, b *bundle, tests map[string]*ast.Module) erro
 	for name, m := range tests {
 		modules[name] = m
 	}
-	ch, err := tester.NewRunner().SetStore(inmem.NewFromObject(b.documents)).Run(ctx, modules)
+	ch, err := tester.NewRunner().SetStore(b.store()).Run(ctx, modules)
 	if err != nil {
 		return fmt.Errorf("load policy: run tests: %w", err)
 	}

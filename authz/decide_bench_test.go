@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -9,9 +10,14 @@ import (
 )
 
 // BenchmarkDecide measures one evaluation of the repository's default
-// policy through the prepared query.
+// policy through the prepared query. PORTCULLIS_BENCH_POLICY names another
+// policy folder to measure.
 func BenchmarkDecide(b *testing.B) {
-	e, err := Load(context.Background(), "../policies")
+	dir := "../policies"
+	if d := os.Getenv("PORTCULLIS_BENCH_POLICY"); d != "" {
+		dir = d
+	}
+	e, err := Load(context.Background(), dir)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,8 +11,8 @@ import (
 	"portcullis/adapters/openai"
 )
 
-// relayStream forwards an OpenAI event stream event by event, flushing each
-// one as it arrives. It reads the usage and model on the way, and hides the
+// relayStream forwards an OpenAI event stream event by event, flushing as
+// soon as no further event is already waiting. It reads the usage and model on the way, and hides the
 // usage chunk the gateway asked for on the client's behalf when the client
 // did not ask for it. If the client goes away, returning cancels the
 // upstream request (its context is the client's).
@@ -21,12 +21,9 @@ func (s *Server) relayStream(c *call, resp *http.Response, clientWantsUsage bool
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
+	// The headers go out with the first event, which is flushed at once.
 	c.w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(c.w)
-	if err := rc.Flush(); err != nil {
-		s.clientGone(c)
-		return
-	}
 
 	events := adapters.NewEventReader(resp.Body)
 	sawModel, sawEnd := false, false
@@ -69,6 +66,11 @@ func (s *Server) relayStream(c *call, resp *http.Response, clientWantsUsage bool
 		if _, err := c.w.Write(ev.Raw); err != nil {
 			s.clientGone(c)
 			return
+		}
+		// Flush per event, except that events which arrived together
+		// leave together: nothing waits for data that is not here yet.
+		if events.Buffered() > 0 {
+			continue
 		}
 		if err := rc.Flush(); err != nil {
 			s.clientGone(c)
