@@ -7,7 +7,9 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"strings"
@@ -95,10 +97,16 @@ func indexKeys(keys []config.APIKey, revoked func(i int) bool) (map[[sha256.Size
 }
 
 // LoadFile reads the keys file at path, if it changed since the last read,
-// and puts its keys in force in place of the file's previous ones. On an
-// error the previous keys stay in force.
+// and puts its keys in force in place of the file's previous ones. A
+// missing file holds no keys. On an error the previous keys stay in force.
 func (a *APIKeys) LoadFile(path string) error {
 	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		// No file yet is no keys yet: `portcullis keys generate` creates it.
+		a.file.Store(nil)
+		a.stamp.Store(nil)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("api keys file: %w", err)
 	}

@@ -40,7 +40,7 @@ type idp struct {
 
 const testIssuer = "https://idp.example.test"
 
-func newIDP(t *testing.T) *idp {
+func newIDP(t testing.TB) *idp {
 	t.Helper()
 	p := &idp{keys: map[string]*rsa.PrivateKey{"k1": rsaKey(t)}}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

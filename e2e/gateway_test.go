@@ -83,6 +83,7 @@ func startGateway(t *testing.T, cfg string, env ...string) *gateway {
 		}
 		select {
 		case err := <-g.done:
+			g.done <- err // for the cleanup, which waits for it
 			t.Fatalf("gateway exited during start-up (%v):\n%s", err, g.stderr.String())
 		default:
 		}
