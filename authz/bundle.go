@@ -38,6 +38,8 @@ type bundle struct {
 	// modules and documents are kept for explaining decisions.
 	modules   []*ast.Module
 	documents map[string]any
+	// decisions is nil when the policy calls a nondeterministic built-in.
+	decisions *decisionCache
 }
 
 // loadBundle reads the policy folder dir the way `opa test` does: every
@@ -82,6 +84,9 @@ func loadBundle(ctx context.Context, dir string, requireTests bool) (*bundle, er
 	}
 	if !definesRule(b.modules, "decision") {
 		return nil, fmt.Errorf("load policy: no file in %s defines the rule decision in package portcullis; the gateway queries %s", dir, DecisionQuery)
+	}
+	if deterministic(b.modules) {
+		b.decisions = newDecisionCache()
 	}
 	if b.decision, err = b.prepare(ctx, DecisionQuery); err != nil {
 		return nil, err

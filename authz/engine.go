@@ -113,6 +113,23 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 }
 
 func (b *bundle) decide(ctx context.Context, in *Input) (Decision, error) {
+	var key [32]byte
+	if b.decisions != nil {
+		key = in.key()
+		if d, ok := b.decisions.lru.Get(key); ok {
+			return d, nil
+		}
+	}
+	d, err := b.evaluate(ctx, in)
+	if err == nil && b.decisions != nil {
+		b.decisions.lru.Add(key, d)
+	}
+	return d, err
+}
+
+// evaluate runs the decision query; only well-formed decisions are
+// remembered, never a failure (a cancelled call, say).
+func (b *bundle) evaluate(ctx context.Context, in *Input) (Decision, error) {
 	rs, err := eval(ctx, &b.decision, in)
 	if err != nil {
 		return failClosed(b.revision, fmt.Errorf("evaluate policy: %w", err))
