@@ -205,3 +205,5 @@ func TestSIGTERMDrainsStreamsThenExits(t *testing.T) {
 		t.Errorf("audit after drain: %v", lines)
 	}
 }
+
+func asAPIError(err error, target **openai.Error) bool { return errors.As(err, target) }
