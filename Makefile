@@ -4,7 +4,7 @@
 GO ?= go
 export CGO_ENABLED ?= 1
 
-.PHONY: all build deps test vet unit policy-test bench-test fuzz bench clean
+.PHONY: all build deps test vet unit policy-test bench-test fuzz bench bench-go clean
 
 all: build
 
@@ -34,8 +34,12 @@ FUZZTIME ?= 5s
 fuzz:
 	@./scripts/fuzz.sh $(FUZZTIME)
 
-bench:
+bench: bench-go
 	$(MAKE) -C bench
+
+# The Go benchmarks beside the code, written into BENCHMARKS.md.
+bench-go:
+	./scripts/bench-go.sh
 
 # The benchmark harness is its own module; its tests run with every change.
 bench-test:

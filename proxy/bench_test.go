@@ -15,7 +15,7 @@ func BenchmarkChat(b *testing.B) {
 		{"stream", `{"model":"smart","stream":true,"messages":[{"role":"user","content":"Name the three primary colors."}]}`},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			h := newHarness(&testing.T{}, harnessOptions{})
+			h := newHarness(b, harnessOptions{})
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 			b.ReportAllocs()
 			b.ResetTimer()

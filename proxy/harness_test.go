@@ -35,7 +35,7 @@ const (
 // harness is a gateway in front of a fake upstream, with its audit records
 // and application log captured.
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *proxy.Server
 	url      string
 	upstream *testkit.Upstream
@@ -55,7 +55,7 @@ type harnessOptions struct {
 	grace string
 }
 
-func newHarness(t *testing.T, o harnessOptions) *harness {
+func newHarness(t testing.TB, o harnessOptions) *harness {
 	t.Helper()
 	up := testkit.NewUpstream(t)
 	if o.policyDir == "" {
@@ -154,7 +154,7 @@ func (h *harness) post(key, body string) *http.Response {
 	return resp
 }
 
-func readAll(t *testing.T, r io.Reader) []byte {
+func readAll(t testing.TB, r io.Reader) []byte {
 	t.Helper()
 	b, err := io.ReadAll(r)
 	if err != nil {
