@@ -27,6 +27,8 @@ type Config struct {
 	Policy Policy `yaml:"policy"`
 	// Audit says where the audit records go.
 	Audit Audit `yaml:"audit"`
+	// Metrics configures the Prometheus listener.
+	Metrics Metrics `yaml:"metrics"`
 
 	// Path is the file the configuration was loaded from; relative paths in
 	// the file are resolved against its folder.
@@ -124,6 +126,14 @@ type Policy struct {
 	// RequireTests makes every load and reload run the folder's
 	// _test.rego tests and refuse a policy whose tests fail.
 	RequireTests bool `yaml:"require_tests"`
+}
+
+// Metrics configures the Prometheus /metrics listener, kept apart from
+// the API listener.
+type Metrics struct {
+	// Listen is the address of the /metrics listener, such as
+	// 127.0.0.1:9090. Zero value: no metrics listener.
+	Listen string `yaml:"listen"`
 }
 
 // Audit says where audit records are written.

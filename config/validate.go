@@ -19,6 +19,11 @@ func (c *Config) validate(l *loader) []FieldError {
 	if _, _, err := net.SplitHostPort(c.Server.Listen); err != nil {
 		l.fail("server.listen", "%q is not host:port; write it like 127.0.0.1:8080 or :8080", c.Server.Listen)
 	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			l.fail("metrics.listen", "%q is not host:port; write it like 127.0.0.1:9090, or leave it out to serve no metrics", c.Metrics.Listen)
+		}
+	}
 	if c.Server.MaxBodyBytes < 0 {
 		l.fail("server.max_body_bytes", "%d is negative; give a size in bytes such as 10485760 (10 MiB)", c.Server.MaxBodyBytes)
 	}

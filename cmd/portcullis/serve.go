@@ -16,6 +16,7 @@ import (
 	"portcullis/authn"
 	"portcullis/authz"
 	"portcullis/config"
+	"portcullis/metrics"
 	"portcullis/proxy"
 )
 
@@ -56,6 +57,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	log.Info("policy compiled", zap.String("dir", cfg.Policy.Dir), zap.String("revision", policy.Revision()),
 		zap.Bool("require_tests", cfg.Policy.RequireTests), zap.String("reload", cfg.Policy.Reload))
 	go reloadPolicy(ctx, cfg, policy, log)
+
+	registry := metrics.New()
+	registry.WatchPolicy(policy.Status)
+	if addr := cfg.Metrics.Listen; addr != "" {
+		go func() {
+			if err := registry.Serve(ctx, addr); err != nil {
+				log.Error("metrics listener stopped", zap.Error(err))
+			}
+		}()
+		log.Info("metrics listening", zap.String("address", addr))
+	}
 
 	records, err := audit.Open(audit.Options{Stdout: cfg.Audit.Stdout, File: cfg.Audit.File})
 	if err != nil {

@@ -1,0 +1,40 @@
+package metrics
+
+import (
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"portcullis/authz"
+)
+
+func TestPolicyMetrics(t *testing.T) {
+	status := authz.Status{Revision: "abc123", LoadedAt: time.Unix(1700000000, 0), Reloads: 5, Failures: 2, LastError: "p.rego:3: rego_parse_error"}
+	r := New()
+	r.WatchPolicy(func() authz.Status { return status })
+	scrape := func() string {
+		rec := httptest.NewRecorder()
+		r.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		b, _ := io.ReadAll(rec.Body)
+		return string(b)
+	}
+	out := scrape()
+	for _, want := range []string{
+		`portcullis_policy_reloads_total{result="success"} 3`,
+		`portcullis_policy_reloads_total{result="failure"} 2`,
+		`portcullis_policy_last_reload_ok 0`,
+		`portcullis_policy_info{revision="abc123"} 1`,
+		`portcullis_policy_loaded_timestamp_seconds 1.7e+09`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
+	status.LastError, status.Reloads = "", 6
+	if out := scrape(); !strings.Contains(out, `portcullis_policy_last_reload_ok 1`) || !strings.Contains(out, `portcullis_policy_reloads_total{result="success"} 4`) {
+		t.Errorf("scrape after a good reload:\n%s", out)
+	}
+}
