@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -90,8 +91,18 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // The running gateway picks up an edited policy table, keeps deciding with
 // the last good policy when a file breaks, and reports the breakage.
 func TestPolicyHotReload(t *testing.T) {
-	cfg, policies := policyCopy(t, func(s string) string { return s })
+	metricsAddr := freeAddr(t)
+	cfg, policies := policyCopy(t, func(s string) string { return s + "\nmetrics:\n  listen: " + metricsAddr + "\n" })
 	g := startGateway(t, cfg, "PORTCULLIS_AUDIT_FILE="+filepath.Join(t.TempDir(), "audit.log"), "OPENAI_API_KEY=")
+	scrape := func() string {
+		resp, err := http.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
 	if st := callStatus(t, g, "demo"); st != 200 {
 		t.Fatalf("before the edit: %d", st)
 	}
@@ -126,8 +137,14 @@ func TestPolicyHotReload(t *testing.T) {
 	if !strings.Contains(g.stderr.String(), "policy reload failed") {
 		t.Error("the failed reload was not logged")
 	}
+	if m := scrape(); !strings.Contains(m, "portcullis_policy_last_reload_ok 0") || !strings.Contains(m, `portcullis_policy_info{revision="`+second+`"} 1`) {
+		t.Errorf("metrics do not show the failed reload:\n%s", m)
+	}
 	os.Remove(broken)
 	eventually(t, "the fixed folder to load", func() bool { return readyz(t, g).Policy.LastError == "" })
+	if m := scrape(); !strings.Contains(m, "portcullis_policy_last_reload_ok 1") {
+		t.Errorf("metrics after the fix:\n%s", m)
+	}
 }
 
 // With policy.reload: signal, edits wait for SIGHUP.
