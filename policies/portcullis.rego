@@ -44,6 +44,14 @@ deny contains msg if {
 	msg := sprintf("service accounts may only use %v, not %q", [tables.services.models, input.request.model])
 }
 
+# A credential narrowed to some models (an API key's or a minted token's
+# `models`, seen as input.identity.claims.models) may use only those.
+deny contains msg if {
+	scope := input.identity.claims.models
+	not input.request.model in scope
+	msg := sprintf("this credential is limited to the models %v", [scope])
+}
+
 deny contains msg if {
 	sensitive(input.request.model)
 	not from_trusted_network
@@ -83,7 +91,12 @@ may_use(model) if {
 models contains m if {
 	some m in input.models
 	may_use(m)
+	in_scope(m)
 }
+
+in_scope(_) if not input.identity.claims.models
+
+in_scope(model) if model in input.identity.claims.models
 
 sensitive(model) if {
 	some pattern in tables.sensitive_models

@@ -53,6 +53,25 @@ test_models_lists_what_the_caller_may_use if {
 	visible == {"demo", "gpt-4o-mini"}
 }
 
+# --- Credentials narrowed to some models ------------------------------------------
+
+scoped(models, model) := object.union(person(["engineering"], model), {"identity": {"claims": {"models": models}}})
+
+test_scoped_credential_may_use_its_models if {
+	portcullis.decision.allow with input as scoped(["gpt-4o-mini"], "gpt-4o-mini")
+}
+
+test_scoped_credential_may_not_use_others if {
+	d := portcullis.decision with input as scoped(["gpt-4o-mini"], "gpt-4.1")
+	not d.allow
+	d.reasons == [`this credential is limited to the models ["gpt-4o-mini"]`]
+}
+
+test_scoped_credential_sees_only_its_models if {
+	visible := portcullis.models with input as object.union(scoped(["gpt-4o-mini"], ""), {"models": ["demo", "gpt-4.1", "gpt-4o-mini"]})
+	visible == {"gpt-4o-mini"}
+}
+
 # --- Budgets and rate limits ---------------------------------------------------
 
 test_budgets_per_group_and_per_user if {
