@@ -48,6 +48,33 @@ type Record struct {
 	// the response body reached the client.
 	Latency         time.Duration
 	TimeToFirstByte time.Duration
+	// TimeToFirstToken is, for a stream, until the first event that carries
+	// content (text or a tool call) went to the client; 0 otherwise.
+	TimeToFirstToken time.Duration
+	// UpstreamLatency is from sending the request upstream until the
+	// provider's response headers arrived; 0 when nothing was sent.
+	UpstreamLatency time.Duration
+	// AuthLatency is the time spent authenticating the caller, and
+	// PolicyLatency the time the policy took to decide.
+	AuthLatency   time.Duration
+	PolicyLatency time.Duration
+}
+
+// Outcome sorts the call into one of a few kinds by its error class: see
+// docs/audit.md.
+func (r *Record) Outcome() string {
+	switch r.ErrorClass {
+	case "":
+		return "success"
+	case "authentication", "policy_denied", "policy_error", "tool_denied":
+		return "denied"
+	case "bad_request", "request_too_large", "method_not_allowed", "not_found", "model_not_found":
+		return "invalid"
+	case "client_disconnected", "shutdown":
+		return "cancelled"
+	default:
+		return "failed"
+	}
 }
 
 // Identity is the caller as audited.
@@ -121,6 +148,11 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	e.AddBool("usage_reported", r.UsageReported)
 	e.AddFloat64("latency_ms", ms(r.Latency))
 	e.AddFloat64("ttfb_ms", ms(r.TimeToFirstByte))
+	e.AddFloat64("ttft_ms", ms(r.TimeToFirstToken))
+	e.AddFloat64("upstream_ms", ms(r.UpstreamLatency))
+	e.AddFloat64("authn_ms", ms(r.AuthLatency))
+	e.AddFloat64("policy_ms", ms(r.PolicyLatency))
+	e.AddString("outcome", r.Outcome())
 	return nil
 }
 

@@ -20,7 +20,7 @@ var documentedKeys = []string{
 	"time", "kind", "request_id", "identity", "client_ip", "user_agent", "method", "endpoint",
 	"model", "provider", "upstream_model", "model_served", "upstream_request_id", "decision",
 	"stream", "status", "error_class", "error", "tools_removed", "prompt_tokens", "completion_tokens",
-	"usage_reported", "latency_ms", "ttfb_ms",
+	"usage_reported", "latency_ms", "ttfb_ms", "ttft_ms", "upstream_ms", "authn_ms", "policy_ms", "outcome",
 }
 
 var (
@@ -52,6 +52,10 @@ func fullRecord() *Record {
 		UsageReported:     true,
 		Latency:           543924 * time.Microsecond,
 		TimeToFirstByte:   6132 * time.Microsecond,
+		TimeToFirstToken:  7250 * time.Microsecond,
+		UpstreamLatency:   5 * time.Millisecond,
+		AuthLatency:       40 * time.Microsecond,
+		PolicyLatency:     310 * time.Microsecond,
 	}
 }
 
@@ -201,6 +205,11 @@ func TestRecordJSON(t *testing.T) {
 	for _, c := range checks {
 		if c.got != c.want {
 			t.Errorf("%s = %#v, want %#v", c.field, c.got, c.want)
+		}
+	}
+	for _, want := range []string{`"ttft_ms":7.25,`, `"upstream_ms":5,`, `"authn_ms":0.04,`, `"policy_ms":0.31,`, `"outcome":"failed"`} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("record lacks %s: %s", want, lines[0])
 		}
 	}
 	if !strings.HasPrefix(lines[0], `{"time":"2026-11-25T14:28:00.420642977Z","kind":"call",`) {

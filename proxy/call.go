@@ -170,7 +170,9 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 
 // authenticate identifies the caller or answers 401.
 func (s *Server) authenticate(c *call) (*authn.Identity, bool) {
+	began := time.Now()
 	id, err := s.authn.Authenticate(c.r)
+	c.rec.AuthLatency = time.Since(began)
 	if err == nil {
 		c.setIdentity(id)
 		return id, true

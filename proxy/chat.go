@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -73,7 +74,9 @@ func (s *Server) chatCompletions(c *call) {
 	// The request's context ends when the client goes away, which cancels
 	// the upstream request with it.
 	ctx := c.r.Context()
+	sent := time.Now()
 	resp, err := rt.provider.Send(ctx, &adapters.Call{Path: "/chat/completions", Body: upstreamBody, Stream: req.Stream})
+	c.rec.UpstreamLatency = time.Since(sent)
 	if err != nil {
 		s.upstreamUnreachable(ctx, c, err)
 		return

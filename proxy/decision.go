@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -18,7 +19,9 @@ import (
 func (s *Server) decide(c *call, id *authn.Identity, req *authz.Request) (authz.Decision, bool) {
 	req.ClientIP = c.rec.ClientIP
 	req.UserAgent = c.rec.UserAgent
+	began := time.Now()
 	d, err := s.policy.Decide(c.r.Context(), &authz.Input{Identity: id, Request: *req, Time: c.start})
+	c.rec.PolicyLatency = time.Since(began)
 	c.rec.Decision = auditDecision(d)
 	if err != nil {
 		s.log.Error("policy evaluation failed; denying", zap.String("request_id", c.rec.RequestID), zap.Error(err))

@@ -38,6 +38,7 @@ type harness struct {
 	t        testing.TB
 	srv      *proxy.Server
 	url      string
+	ts       *httptest.Server
 	upstream *testkit.Upstream
 	records  *recorder
 	logs     *syncBuffer
@@ -133,7 +134,7 @@ audit:
 	}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
-	return &harness{t: t, srv: srv, url: ts.URL, upstream: up, records: rec, logs: logs, policy: policy}
+	return &harness{t: t, srv: srv, url: ts.URL, ts: ts, upstream: up, records: rec, logs: logs, policy: policy}
 }
 
 // post sends a chat completions request with the given key and body.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -98,11 +99,13 @@ func (s *Server) listModels(c *call) {
 	if !ok {
 		return
 	}
+	began := time.Now()
 	visible, err := s.policy.Models(c.r.Context(), &authz.Input{
 		Identity: id,
 		Request:  authz.Request{API: "models", ClientIP: c.rec.ClientIP, UserAgent: c.rec.UserAgent},
 		Time:     c.start,
 	}, s.models)
+	c.rec.PolicyLatency = time.Since(began)
 	c.rec.Decision = audit.Decision{Evaluated: true, Allow: err == nil, Revision: s.policy.Revision()}
 	if err != nil {
 		// Fail closed: a broken models rule shows nothing.

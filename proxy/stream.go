@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -67,6 +69,9 @@ func (s *Server) relayStream(c *call, resp *http.Response, clientWantsUsage bool
 			s.clientGone(c)
 			return
 		}
+		if c.rec.TimeToFirstToken == 0 && carriesContent(ev.Data) {
+			c.rec.TimeToFirstToken = time.Since(c.start)
+		}
 		// Flush per event, except that events which arrived together
 		// leave together: nothing waits for data that is not here yet.
 		if events.Buffered() > 0 {
@@ -101,4 +106,15 @@ func (s *Server) streamBroke(c *call, rc *http.ResponseController, err error) {
 	s.log.Warn("upstream stream broke off", zap.String("request_id", c.rec.RequestID), zap.String("provider", c.rec.Provider), zap.Error(err))
 	c.w.Write([]byte(`data: {"error":{"message":"the upstream provider broke off the stream; the answer is incomplete","type":"upstream_error","param":null,"code":"upstream_stream_broken"}}` + "\n\n"))
 	_ = rc.Flush()
+}
+
+// carriesContent reports whether a chat chunk holds some of the answer: a
+// non-empty text delta or a tool call. The role-only first chunk and the
+// usage chunk do not. A cheap byte test, run only until the first hit.
+func carriesContent(data []byte) bool {
+	if bytes.Contains(data, []byte(`"tool_calls":[{`)) {
+		return true
+	}
+	i := bytes.Index(data, []byte(`"content":"`))
+	return i >= 0 && i+len(`"content":"`) < len(data) && data[i+len(`"content":"`)] != '"'
 }
