@@ -129,21 +129,43 @@ func (r *ChatRequest) readTools(raw []byte) error {
 	}
 	r.tools = make([]tool, 0, len(elems))
 	for _, e := range elems {
-		var t struct {
-			Type     string `json:"type"`
-			Function struct {
-				Name string `json:"name"`
-			} `json:"function"`
-		}
+		var t toolRef
 		if err := json.Unmarshal(e, &t); err != nil {
 			return &RequestError{Param: "tools", Message: "'tools' must be an array of {\"type\": \"function\", \"function\": {...}} objects"}
 		}
-		r.tools = append(r.tools, tool{name: t.Function.Name, raw: e})
-		if t.Function.Name != "" {
-			r.Tools = append(r.Tools, t.Function.Name)
+		name := t.name()
+		r.tools = append(r.tools, tool{name: name, raw: e})
+		if name != "" {
+			r.Tools = append(r.Tools, name)
 		}
 	}
 	return nil
+}
+
+// toolRef is how OpenAI names a tool, in tools, tool_choice and the tool
+// calls of a conversation: a function tool by its function's name, a custom
+// tool by its own name, and a built-in tool (web_search, say) by its type.
+type toolRef struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name string `json:"name"`
+	} `json:"function"`
+	Custom struct {
+		Name string `json:"name"`
+	} `json:"custom"`
+}
+
+// name is the name the policy checks; every kind of tool has one, so none
+// slips past an allowlist.
+func (t *toolRef) name() string {
+	switch {
+	case t.Function.Name != "":
+		return t.Function.Name
+	case t.Custom.Name != "":
+		return t.Custom.Name
+	default:
+		return t.Type
+	}
 }
 
 func (r *ChatRequest) readToolChoice(raw []byte) {
@@ -151,14 +173,10 @@ func (r *ChatRequest) readToolChoice(raw []byte) {
 		_ = json.Unmarshal(raw, &r.ToolChoice)
 		return
 	}
-	var named struct {
-		Function struct {
-			Name string `json:"name"`
-		} `json:"function"`
-	}
-	if json.Unmarshal(raw, &named) == nil {
-		r.ToolChoice = named.Function.Name
-		r.ToolChoiceNamed = named.Function.Name != ""
+	var named toolRef
+	if json.Unmarshal(raw, &named) == nil && named.Type != "allowed_tools" {
+		r.ToolChoice = named.name()
+		r.ToolChoiceNamed = r.ToolChoice != ""
 	}
 }
 

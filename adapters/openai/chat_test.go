@@ -63,7 +63,7 @@ func TestParseChatRequestFields(t *testing.T) {
 		{"null max_completion_tokens", `{"model":"m",` + msgs + `,"max_completion_tokens":null,"max_tokens":10}`, ChatRequest{Model: "m", MaxTokens: 10}},
 		{"named tool choice", `{"model":"m",` + msgs + `,"tools":[{"type":"function","function":{"name":"a"}},{"type":"function","function":{"name":"b"}}],"tool_choice":{"type":"function","function":{"name":"b"}}}`,
 			ChatRequest{Model: "m", Tools: []string{"a", "b"}, ToolChoice: "b", ToolChoiceNamed: true}},
-		{"tool without a name", `{"model":"m",` + msgs + `,"tools":[{"type":"web_search"}],"tool_choice":"required"}`, ChatRequest{Model: "m", ToolChoice: "required"}},
+		{"built-in tool named by its type", `{"model":"m",` + msgs + `,"tools":[{"type":"web_search"}],"tool_choice":"required"}`, ChatRequest{Model: "m", Tools: []string{"web_search"}, ToolChoice: "required"}},
 		{"tools null", `{"model":"m",` + msgs + `,"tools":null}`, ChatRequest{Model: "m"}},
 		{"odd tool_choice is ignored", `{"model":"m",` + msgs + `,"tool_choice":7}`, ChatRequest{Model: "m"}},
 		{"unknown fields kept", `{"model":"m",` + msgs + `,"x_custom":{"a":[1,2]},"temperature":0.2}`, ChatRequest{Model: "m"}},

@@ -37,7 +37,7 @@ func (r *ChatRequest) CapMaxTokens(limit int) bool {
 func (r *ChatRequest) StripTools(permit func(name string) bool) (removed []string) {
 	kept := make([]json.RawMessage, 0, len(r.tools))
 	for _, t := range r.tools {
-		if t.name != "" && !permit(t.name) {
+		if !permit(t.name) {
 			removed = append(removed, t.name)
 			continue
 		}
@@ -72,12 +72,8 @@ func (r *ChatRequest) HistoryToolCalls() []string {
 		return nil
 	}
 	var msgs []struct {
-		Role      string `json:"role"`
-		ToolCalls []struct {
-			Function struct {
-				Name string `json:"name"`
-			} `json:"function"`
-		} `json:"tool_calls"`
+		Role         string    `json:"role"`
+		ToolCalls    []toolRef `json:"tool_calls"`
 		FunctionCall *struct {
 			Name string `json:"name"`
 		} `json:"function_call"`
@@ -96,7 +92,7 @@ func (r *ChatRequest) HistoryToolCalls() []string {
 			continue
 		}
 		for _, c := range m.ToolCalls {
-			add(c.Function.Name)
+			add(c.name())
 		}
 		if m.FunctionCall != nil {
 			add(m.FunctionCall.Name)

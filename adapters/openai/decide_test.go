@@ -112,3 +112,30 @@ func TestHistoryToolCalls(t *testing.T) {
 		t.Errorf("HistoryToolCalls = %v", got)
 	}
 }
+
+// Every kind of tool has a name the policy checks: custom tools by their
+// name, built-in ones by their type, in tools, tool_choice and history.
+func TestEveryToolKindIsNamed(t *testing.T) {
+	custom := `{"type":"custom","custom":{"name":"run_shell","description":"runs a command"}}`
+	body := `{"model":"m","messages":[{"role":"user","content":"hi"},` +
+		`{"role":"assistant","tool_calls":[{"id":"c1","type":"custom","custom":{"name":"run_shell","input":"ls"}}]}],` +
+		`"tools":[` + weatherTool + `,` + custom + `,{"type":"web_search"}],` +
+		`"tool_choice":{"type":"custom","custom":{"name":"run_shell"}}}`
+	req := mustParse(t, body)
+	if !reflect.DeepEqual(req.Tools, []string{"get_weather", "run_shell", "web_search"}) {
+		t.Errorf("Tools = %v", req.Tools)
+	}
+	if !req.ToolChoiceNamed || req.ToolChoice != "run_shell" {
+		t.Errorf("tool_choice = %q named %v", req.ToolChoice, req.ToolChoiceNamed)
+	}
+	if got := req.HistoryToolCalls(); !reflect.DeepEqual(got, []string{"run_shell"}) {
+		t.Errorf("HistoryToolCalls = %v", got)
+	}
+	removed := req.StripTools(func(n string) bool { return n == "get_weather" })
+	if !reflect.DeepEqual(removed, []string{"run_shell", "web_search"}) {
+		t.Errorf("removed %v", removed)
+	}
+	if m := encodeMap(t, req); string(m["tools"]) != "["+weatherTool+"]" {
+		t.Errorf("tools after strip: %s", m["tools"])
+	}
+}
