@@ -32,6 +32,9 @@ type FiredRule struct {
 	Rule string
 	// Location is file:line of the rule.
 	Location string
+
+	file string
+	row  int
 }
 
 // Evaluate decides a raw input document (as JSON decodes it) with the policy
@@ -79,9 +82,14 @@ func firedRules(trace []*topdown.Event) []FiredRule {
 			continue
 		}
 		seen[loc] = true
-		fired = append(fired, FiredRule{Rule: rule.Module.Package.Path.String() + "." + rule.Head.Ref().String(), Location: loc})
+		fired = append(fired, FiredRule{Rule: rule.Module.Package.Path.String() + "." + rule.Head.Ref().String(), Location: loc, file: rule.Location.File, row: rule.Location.Row})
 	}
-	sort.SliceStable(fired, func(i, j int) bool { return fired[i].Location < fired[j].Location })
+	sort.SliceStable(fired, func(i, j int) bool {
+		if fired[i].file != fired[j].file {
+			return fired[i].file < fired[j].file
+		}
+		return fired[i].row < fired[j].row
+	})
 	return fired
 }
 

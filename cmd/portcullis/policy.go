@@ -37,7 +37,13 @@ func policyTest(args []string, stdout, stderr io.Writer) error {
 	for r := range ch {
 		results = append(results, r)
 	}
-	sort.Slice(results, func(i, j int) bool { return results[i].Location.String() < results[j].Location.String() })
+	sort.Slice(results, func(i, j int) bool {
+		a, b := results[i].Location, results[j].Location
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		return a.Row < b.Row
+	})
 	passed, failed := 0, 0
 	for _, r := range results {
 		switch {

@@ -58,3 +58,21 @@ func TestPolicyCheck(t *testing.T) {
 		t.Errorf("strict check: %d %s", code, errOut)
 	}
 }
+
+// config check refuses what serve would refuse: with require_tests, a
+// policy folder whose tests fail.
+func TestConfigCheckRunsPolicyTestsWhenRequired(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.rego"), []byte("package portcullis\n\ndecision := {\"allow\": false}\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "p_test.rego"), []byte("package portcullis_test\n\nimport data.portcullis\n\ntest_allows if portcullis.decision.allow\n"), 0o600)
+	cfg := minimalConfig(t, "127.0.0.1:0", dir)
+	if code, _, errOut := runCmd(t, "config", "check", "--config", cfg); code != 0 {
+		t.Fatalf("without require_tests: %d %s", code, errOut)
+	}
+	src, _ := os.ReadFile(cfg)
+	strict := strings.Replace(string(src), "policy:\n  dir: ", "policy:\n  require_tests: true\n  dir: ", 1)
+	os.WriteFile(cfg, []byte(strict), 0o600)
+	if code, _, errOut := runCmd(t, "config", "check", "--config", cfg); code != 1 || !strings.Contains(errOut, "test_allows") {
+		t.Errorf("with require_tests and a failing test: %d %s", code, errOut)
+	}
+}

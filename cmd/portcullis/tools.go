@@ -30,7 +30,7 @@ func configCheck(args []string, stdout, stderr io.Writer) error {
 	if err := checkDemoKeys(cfg, zap.NewNop()); err != nil {
 		return err
 	}
-	policy, err := authz.Load(context.Background(), cfg.Policy.Dir)
+	policy, err := authz.New(context.Background(), authz.Options{Dir: cfg.Policy.Dir, RequireTests: cfg.Policy.RequireTests})
 	if err != nil {
 		return err
 	}
