@@ -4,11 +4,8 @@
 package audit
 
 import (
-	"fmt"
-	"os"
 	"time"
 
-	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -213,58 +210,3 @@ func stringArray(ss []string) zapcore.ArrayMarshaler {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// Log writes records as JSON lines to its sinks. It is safe for concurrent use.
-type Log struct {
-	logger *zap.Logger
-	close  func() error
-}
-
-// Options choose the sinks.
-type Options struct {
-	// Stdout writes records to standard output.
-	Stdout bool
-	// File appends records to this path (created with mode 0600).
-	File string
-}
-
-// Open opens the sinks.
-func Open(o Options) (*Log, error) {
-	var sinks []zapcore.WriteSyncer
-	closeFile := func() error { return nil }
-	if o.File != "" {
-		f, err := os.OpenFile(o.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("open audit file: %w", err)
-		}
-		sinks = append(sinks, f)
-		closeFile = f.Close
-	}
-	if o.Stdout {
-		sinks = append(sinks, zapcore.Lock(os.Stdout))
-	}
-	if len(sinks) == 0 {
-		return nil, fmt.Errorf("open audit log: no sink enabled")
-	}
-	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{
-		TimeKey:    "time",
-		EncodeTime: zapcore.RFC3339NanoTimeEncoder,
-	})
-	core := zapcore.NewCore(enc, zapcore.NewMultiWriteSyncer(sinks...), zapcore.InfoLevel)
-	logger := zap.New(core)
-	return &Log{logger: logger, close: func() error {
-		_ = logger.Sync()
-		return closeFile()
-	}}, nil
-}
-
-// Write records one call.
-func (l *Log) Write(r *Record) {
-	if ce := l.logger.Check(zapcore.InfoLevel, ""); ce != nil {
-		ce.Time = r.Time
-		ce.Write(zap.Inline(r))
-	}
-}
-
-// Close flushes and closes the sinks.
-func (l *Log) Close() error { return l.close() }

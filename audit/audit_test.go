@@ -21,6 +21,7 @@ var documentedKeys = []string{
 	"model", "provider", "upstream_model", "model_served", "upstream_request_id", "decision",
 	"stream", "status", "error_class", "error", "tools_removed", "prompt_tokens", "completion_tokens",
 	"usage_reported", "latency_ms", "ttfb_ms", "ttft_ms", "upstream_ms", "authn_ms", "policy_ms", "outcome",
+	"prev_hash", "hash",
 }
 
 var (

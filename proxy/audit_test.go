@@ -18,6 +18,7 @@ var auditKeys = []string{
 	"model", "provider", "upstream_model", "model_served", "upstream_request_id", "decision",
 	"stream", "status", "error_class", "error", "prompt_tokens", "completion_tokens",
 	"usage_reported", "latency_ms", "ttfb_ms", "ttft_ms", "upstream_ms", "authn_ms", "policy_ms", "outcome",
+	"prev_hash", "hash",
 }
 
 // Written through the real audit log, every call — allowed, denied, or

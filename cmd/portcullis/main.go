@@ -13,6 +13,7 @@
 //	portcullis policy eval --input FILE [--explain] [DIR]
 //	                                         explain a decision
 //	portcullis policy check [DIR]            compile in strict mode
+//	portcullis audit verify FILE...          check audit files' hash chains
 //	portcullis version                       print the version
 package main
 
@@ -50,6 +51,7 @@ commands:
   policy eval --input FILE [--explain] [DIR]
                                         print the decision for an input document
   policy check [DIR]                    compile the policy in strict mode
+  audit verify [--key-env VAR] FILE...  check the hash chain of audit files, oldest first
   version                               print the version
 `
 
@@ -94,6 +96,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return policyEval(rest[1:], stdout, stderr)
 	case cmd == "policy" && len(rest) > 0 && rest[0] == "check":
 		return policyCheck(rest[1:], stdout, stderr)
+	case cmd == "audit":
+		return auditCommand(rest, stdout, stderr)
 	case cmd == "version" || cmd == "--version":
 		fmt.Fprintln(stdout, "portcullis", versionString())
 		return nil
