@@ -1,6 +1,7 @@
 // Package adapters owns everything about the providers' wire formats: the
 // Provider interface through which the gateway reaches an upstream, the
-// types shared across formats (usage, upstream errors), and the SSE framing.
+// types shared across formats (the unified request, response, stream events,
+// usage and upstream errors of unified.go), and the SSE framing.
 // One subfolder per provider family holds its encoder and decoder.
 package adapters
 
@@ -37,6 +38,10 @@ type Usage struct {
 	TotalTokens      int
 	// CachedTokens are prompt tokens served from the provider's cache.
 	CachedTokens int
+	// CacheWriteTokens are prompt tokens written to the provider's cache
+	// (Anthropic's cache_creation_input_tokens); they are already counted
+	// in PromptTokens.
+	CacheWriteTokens int
 	// ReasoningTokens are completion tokens spent on hidden reasoning;
 	// they are already counted in CompletionTokens.
 	ReasoningTokens int

@@ -7,7 +7,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"portcullis/adapters/openai"
 	"portcullis/audit"
 	"portcullis/authn"
 	"portcullis/authz"
@@ -63,7 +62,7 @@ func auditDecision(d authz.Decision) audit.Decision {
 // already called, and a tool_choice that names a tool, must be allowed
 // whatever the rule says on violation; other offered tools are refused
 // (on_violation "deny") or removed from the request ("strip").
-func (s *Server) applyTools(c *call, req *openai.ChatRequest, rule authz.Tools) bool {
+func (s *Server) applyTools(c *call, req decidable, rule authz.Tools) bool {
 	if !rule.Restricted {
 		return true
 	}
@@ -71,11 +70,12 @@ func (s *Server) applyTools(c *call, req *openai.ChatRequest, rule authz.Tools) 
 		s.refuseTools(c, "the conversation calls tools the policy does not allow: "+strings.Join(refused, ", "))
 		return false
 	}
-	if req.ToolChoiceNamed && !rule.Permits(req.ToolChoice) {
-		s.refuseTools(c, "tool_choice names "+req.ToolChoice+", a tool the policy does not allow")
+	choice, named := req.PolicyToolChoice()
+	if named && !rule.Permits(choice) {
+		s.refuseTools(c, "tool_choice names "+choice+", a tool the policy does not allow")
 		return false
 	}
-	refused := refusedTools(req.Tools, rule)
+	refused := refusedTools(req.OfferedTools(), rule)
 	if len(refused) == 0 {
 		return true
 	}
@@ -84,7 +84,7 @@ func (s *Server) applyTools(c *call, req *openai.ChatRequest, rule authz.Tools) 
 		return false
 	}
 	c.rec.ToolsRemoved = req.StripTools(rule.Permits)
-	if req.ToolChoice == "required" && len(req.Tools) == 0 {
+	if choice == "required" && len(req.OfferedTools()) == 0 {
 		s.refuseTools(c, "tool_choice is \"required\" but the policy allows none of the offered tools")
 		return false
 	}

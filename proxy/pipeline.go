@@ -1,0 +1,186 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"portcullis/adapters"
+	"portcullis/authn"
+	"portcullis/authz"
+)
+
+// decidable is what applying a policy decision needs of a request: the
+// inbound request itself when its bytes pass through, or the unified
+// request when it is translated.
+type decidable interface {
+	OfferedTools() []string
+	PolicyToolChoice() (choice string, named bool)
+	HistoryToolCalls() []string
+	StripTools(permit func(name string) bool) (removed []string)
+	CapMaxTokens(limit int) bool
+}
+
+// chatCall is one chat call on the shared pipeline, whichever inbound API
+// it came in by: route, decide, apply the decision, forward (passing the
+// bytes through or translating), relay or translate the answer back.
+type chatCall struct {
+	// api is the inbound API as the policy sees it: "chat" or "messages".
+	api string
+	// client is the inbound API's format, in which answers and errors go back.
+	client clientCodec
+	model  string
+	stream bool
+	// maxTokens is the client's own output cap; 0 for none.
+	maxTokens int
+	// includeUsage is the client asking for usage in an OpenAI stream.
+	includeUsage bool
+	// native is the request as sent, edited in place for a passthrough.
+	native decidable
+	// passthrough encodes native for a provider of the client's format.
+	passthrough func(upstreamModel string, forceUsage bool) ([]byte, error)
+	// unified decodes the request for a provider of another format.
+	unified func() (*adapters.Request, error)
+}
+
+// serveChat runs an authenticated, parsed chat call to its end.
+func (s *Server) serveChat(c *call, id *authn.Identity, cc *chatCall) {
+	c.rec.Model = cc.model
+	c.rec.Stream = cc.stream
+	rt, ok := s.route(c, cc.model)
+	if !ok {
+		return
+	}
+	choice, _ := cc.native.PolicyToolChoice()
+	d, ok := s.decide(c, id, &authz.Request{
+		API:        cc.api,
+		Model:      cc.model,
+		Stream:     cc.stream,
+		MaxTokens:  cc.maxTokens,
+		Tools:      cc.native.OfferedTools(),
+		ToolChoice: choice,
+	})
+	if !ok {
+		return
+	}
+	target := cc.native
+	var unified *adapters.Request
+	if rt.codec().format() != cc.client.format() {
+		var err error
+		if unified, err = cc.unified(); err != nil {
+			s.refuseRequest(c, err)
+			return
+		}
+		target = unified
+	}
+	if !s.applyTools(c, target, d.Tools) {
+		return
+	}
+	target.CapMaxTokens(d.MaxTokens)
+
+	var body []byte
+	var err error
+	if unified == nil {
+		body, err = cc.passthrough(rt.upstreamModel, rt.forceUsage)
+	} else {
+		body, err = rt.codec().encodeRequest(unified, rt.upstreamModel)
+		if len(unified.Dropped) > 0 {
+			s.log.Debug("fields dropped in translation", zap.String("request_id", c.rec.RequestID), zap.Strings("fields", unified.Dropped))
+		}
+	}
+	if err != nil {
+		s.refuseRequest(c, err)
+		return
+	}
+	c.rec.Provider = rt.provider.Name()
+	c.rec.UpstreamModel = rt.upstreamModel
+	c.w.Header().Set("X-Portcullis-Provider", rt.provider.Name())
+
+	// The request's context ends when the client goes away, which cancels
+	// the upstream request with it.
+	ctx := c.r.Context()
+	sent := time.Now()
+	resp, err := rt.provider.Send(ctx, &adapters.Call{Path: rt.codec().path(), Body: body, Stream: cc.stream})
+	c.rec.UpstreamLatency = time.Since(sent)
+	if err != nil {
+		s.upstreamUnreachable(ctx, c, err)
+		return
+	}
+	defer resp.Body.Close()
+	c.rec.UpstreamRequestID = resp.Header.Get("X-Request-Id")
+	if c.rec.UpstreamRequestID == "" {
+		c.rec.UpstreamRequestID = resp.Header.Get("Request-Id") // Anthropic's name for it
+	}
+	if resp.StatusCode >= 400 {
+		s.relayUpstreamError(c, rt, cc, resp)
+		return
+	}
+	stream := cc.stream && isEventStream(resp.Header.Get("Content-Type"))
+	switch {
+	case unified != nil && stream:
+		s.translateStream(c, rt, cc, resp)
+	case unified != nil:
+		s.translateResponse(c, rt, cc, resp)
+	case cc.client.format() == formatAnthropic && stream:
+		s.relayAnthropicStream(c, resp)
+	case cc.client.format() == formatAnthropic:
+		s.relayResponse(c, resp, readAnthropicSummary)
+	case stream:
+		s.relayStream(c, resp, cc.includeUsage)
+	default:
+		s.relayResponse(c, resp, readOpenAISummary)
+	}
+}
+
+// refuseRequest answers 400 for a request the gateway cannot forward.
+func (s *Server) refuseRequest(c *call, err error) {
+	param, msg := "", err.Error()
+	var re *adapters.RequestError
+	if errors.As(err, &re) {
+		param = re.Param
+	}
+	c.fail(http.StatusBadRequest, "bad_request", "invalid_request_error", "invalid_request", param, msg)
+}
+
+// relayUpstreamError passes a provider's error on in the client's format,
+// with its status, except that the provider refusing the gateway's own
+// key is a 502 (the client's credentials are not at fault), and an
+// overloaded provider is a 503 to OpenAI clients (Anthropic's 529 is no
+// HTTP status they know).
+func (s *Server) relayUpstreamError(c *call, rt *route, cc *chatCall, resp *http.Response) {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	e := rt.codec().decodeError(resp.StatusCode, resp.Header, raw)
+	status := resp.StatusCode
+	msg := redact(rt.provider, e.Message)
+	errType, code := e.Type, e.Code
+	if rt.codec().format() != formatOpenAI {
+		errType, code = openaiErrorType(e)
+	}
+	if e.Message == "" {
+		msg, errType = "provider "+rt.provider.Name()+" answered HTTP "+strconv.Itoa(status), "upstream_error"
+	}
+	class := upstreamErrorClass(status)
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		s.log.Error("provider refused the gateway's credentials", zap.String("request_id", c.rec.RequestID),
+			zap.String("provider", rt.provider.Name()), zap.Int("status", status), zap.String("message", msg))
+		status, errType, code = http.StatusBadGateway, "upstream_error", "upstream_auth_failed"
+		msg = "provider " + rt.provider.Name() + " refused the gateway's credentials; ask the gateway operator to check its key"
+	case e.Kind == adapters.ErrOverloaded && cc.client.format() == formatOpenAI:
+		status = http.StatusServiceUnavailable
+	case e.Kind == adapters.ErrContextLength:
+		status = http.StatusBadRequest
+	}
+	if status == http.StatusTooManyRequests || e.Kind == adapters.ErrOverloaded {
+		if ra := resp.Header.Get("Retry-After"); ra != "" {
+			c.w.Header().Set("Retry-After", ra)
+		} else if e.RetryAfter > 0 {
+			c.w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+		}
+	}
+	c.fail(status, class, errType, code, "", msg)
+}

@@ -1,0 +1,194 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"portcullis/adapters"
+	"portcullis/adapters/anthropic"
+)
+
+// translateResponse decodes a provider's whole answer and writes it in the
+// client's format.
+func (s *Server) translateResponse(c *call, rt *route, cc *chatCall, resp *http.Response) {
+	body, ok := s.readResponse(c, resp)
+	if !ok {
+		return
+	}
+	answer, err := rt.codec().decodeResponse(body)
+	if err != nil {
+		c.fail(http.StatusBadGateway, "upstream_broken", "upstream_error", "upstream_bad_response", "",
+			"provider "+c.rec.Provider+" sent an answer the gateway could not read")
+		return
+	}
+	c.rec.ModelServed = answer.Model
+	s.recordUsage(c, &answer.Usage)
+	out := cc.client.encodeResponse(answer, cc.model)
+	h := c.w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(out)))
+	c.w.WriteHeader(http.StatusOK)
+	if _, err := c.w.Write(out); err != nil {
+		s.clientGone(c)
+	}
+}
+
+// readResponse reads a non-streamed upstream body, bounded.
+func (s *Server) readResponse(c *call, resp *http.Response) ([]byte, bool) {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err == nil && len(body) > maxResponseBytes {
+		c.fail(http.StatusBadGateway, "upstream_too_large", "upstream_error", "upstream_response_too_large", "",
+			"provider "+c.rec.Provider+" sent a response larger than "+strconv.Itoa(maxResponseBytes>>20)+" MiB")
+		return nil, false
+	}
+	if err != nil {
+		if c.r.Context().Err() != nil {
+			s.clientGone(c)
+			return nil, false
+		}
+		c.fail(http.StatusBadGateway, "upstream_broken", "upstream_error", "upstream_broken", "", "provider "+c.rec.Provider+" broke off its response")
+		return nil, false
+	}
+	return body, true
+}
+
+func (s *Server) recordUsage(c *call, u *adapters.Usage) {
+	c.rec.PromptTokens = u.PromptTokens
+	c.rec.CompletionTokens = u.CompletionTokens
+	c.rec.UsageReported = true
+}
+
+// translateStream decodes a provider's stream event by event and writes
+// each in the client's format, flushing when no further upstream event is
+// already waiting, as relayStream does.
+func (s *Server) translateStream(c *call, rt *route, cc *chatCall, resp *http.Response) {
+	rc := startStream(c)
+	events := rt.codec().decodeStream(resp.Body)
+	out := cc.client.encodeStream(cc.model, cc.includeUsage)
+	for {
+		ev, err := events.Next()
+		if err != nil {
+			switch {
+			case c.r.Context().Err() != nil:
+				s.clientGone(c)
+			case errors.Is(err, io.EOF):
+				if _, err := c.w.Write(out.End()); err != nil {
+					s.clientGone(c)
+					return
+				}
+				_ = rc.Flush()
+			default:
+				s.translatedStreamBroke(c, rc, out, err)
+			}
+			return
+		}
+		switch ev.Type {
+		case adapters.EventStart:
+			c.rec.ModelServed = ev.Model
+		case adapters.EventUsage:
+			s.recordUsage(c, ev.Usage)
+		case adapters.EventText, adapters.EventToolCall:
+			if c.rec.TimeToFirstToken == 0 {
+				c.rec.TimeToFirstToken = time.Since(c.start)
+			}
+		case adapters.EventError:
+			c.rec.ErrorClass, c.rec.Error = "upstream_stream_error", ev.Err.Message
+		}
+		if b := out.Encode(ev); len(b) > 0 {
+			if _, err := c.w.Write(b); err != nil {
+				s.clientGone(c)
+				return
+			}
+		}
+		if events.Buffered() > 0 {
+			continue
+		}
+		if err := rc.Flush(); err != nil {
+			s.clientGone(c)
+			return
+		}
+	}
+}
+
+// startStream sends the headers of an event stream to the client.
+func startStream(c *call) *http.ResponseController {
+	h := c.w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	c.w.WriteHeader(http.StatusOK)
+	return http.NewResponseController(c.w)
+}
+
+// translatedStreamBroke ends a translated stream whose upstream failed,
+// with an error event in the client's format.
+func (s *Server) translatedStreamBroke(c *call, rc *http.ResponseController, out streamEncoder, err error) {
+	c.rec.ErrorClass = "upstream_stream_broken"
+	c.rec.Error = "the upstream stream broke off: " + err.Error()
+	s.log.Warn("upstream stream broke off", zap.String("request_id", c.rec.RequestID), zap.String("provider", c.rec.Provider), zap.Error(err))
+	c.w.Write(out.Fail(&adapters.UpstreamError{Kind: adapters.ErrServer, Type: "upstream_error", Code: "upstream_stream_broken",
+		Message: "the upstream provider broke off the stream; the answer is incomplete"}))
+	_ = rc.Flush()
+}
+
+// relayAnthropicStream forwards an Anthropic event stream to an Anthropic
+// client unchanged, reading the model and usage on the way.
+func (s *Server) relayAnthropicStream(c *call, resp *http.Response) {
+	rc := startStream(c)
+	events := adapters.NewEventReader(resp.Body)
+	meter := anthropic.NewStreamObserver()
+	for {
+		ev, err := events.Next()
+		if err != nil {
+			switch {
+			case c.r.Context().Err() != nil:
+				s.clientGone(c)
+			case !errors.Is(err, io.EOF) || !meter.Done():
+				if errors.Is(err, io.EOF) {
+					err = io.ErrUnexpectedEOF
+				}
+				s.translatedStreamBroke(c, rc, anthropicStream{anthropic.NewStreamEncoder("")}, err)
+			}
+			return
+		}
+		for _, u := range meter.Observe(ev) {
+			switch u.Type {
+			case adapters.EventStart:
+				c.rec.ModelServed = u.Model
+			case adapters.EventUsage:
+				s.recordUsage(c, u.Usage)
+			case adapters.EventText, adapters.EventToolCall:
+				if c.rec.TimeToFirstToken == 0 {
+					c.rec.TimeToFirstToken = time.Since(c.start)
+				}
+			case adapters.EventError:
+				c.rec.ErrorClass, c.rec.Error = "upstream_stream_error", u.Err.Message
+			}
+		}
+		if _, err := c.w.Write(ev.Raw); err != nil {
+			s.clientGone(c)
+			return
+		}
+		if events.Buffered() > 0 {
+			continue
+		}
+		if err := rc.Flush(); err != nil {
+			s.clientGone(c)
+			return
+		}
+	}
+}
+
+// readAnthropicSummary reads the model and usage of a Messages response.
+func readAnthropicSummary(body []byte) (string, *adapters.Usage) {
+	answer, err := anthropic.DecodeResponse(body)
+	if err != nil || answer.ID == "" {
+		return "", nil
+	}
+	return answer.Model, &answer.Usage
+}
