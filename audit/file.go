@@ -70,14 +70,35 @@ func (t *fileTarget) open() error {
 	if info, err := f.Stat(); err == nil && end > 0 {
 		t.opened = info.ModTime()
 	}
+	lastHash := t.chain.prev
 	t.chain.prev = Genesis
 	if len(last) > 0 {
 		t.chain.prev = sha256Hex(last)
 		if !sealed(last) {
 			return t.rotate()
 		}
+		return nil
+	}
+	if lastHash != "" && lastHash != Genesis {
+		// The file this sink wrote was moved or removed by someone else:
+		// the new one still names where the chain left off.
+		if err := t.writeCheckpoint("", lastHash); err != nil {
+			t.fail()
+			return err
+		}
 	}
 	return nil
+}
+
+// moved reports whether the path no longer names the open file (another
+// program moved, removed or replaced it).
+func (t *fileTarget) moved() bool {
+	at, err := os.Stat(t.o.Path)
+	if err != nil {
+		return true
+	}
+	open, err := t.f.Stat()
+	return err != nil || !os.SameFile(at, open)
 }
 
 // sealed reports whether a line ends with the chain's seal.
@@ -114,6 +135,9 @@ func lastLine(f *os.File, size int64) ([]byte, int64, error) {
 }
 
 func (t *fileTarget) write(bodies [][]byte) (int, error) {
+	if t.f != nil && t.moved() {
+		t.fail()
+	}
 	if t.f == nil {
 		if err := t.open(); err != nil {
 			return 0, err
@@ -208,7 +232,13 @@ func (t *fileTarget) rotate() error {
 	}
 	lastHash := t.chain.prev
 	t.f, t.size, t.opened, t.chain.prev = f, 0, time.Now(), Genesis
-	cp := checkpoint{time: time.Now(), prevFile: aside, prevLastHash: lastHash, signature: checkpointSignature(t.o.CheckpointKey, lastHash)}
+	return t.writeCheckpoint(aside, lastHash)
+}
+
+// writeCheckpoint starts a new, empty file with the line that names the
+// previous file and its last hash.
+func (t *fileTarget) writeCheckpoint(prevFile, lastHash string) error {
+	cp := checkpoint{time: time.Now(), prevFile: prevFile, prevLastHash: lastHash, signature: checkpointSignature(t.o.CheckpointKey, lastHash)}
 	buf, err := t.enc.EncodeEntry(zapcore.Entry{Time: cp.time}, []zapcore.Field{zap.Inline(&cp)})
 	if err != nil {
 		return err
@@ -220,7 +250,7 @@ func (t *fileTarget) rotate() error {
 	n, err := t.f.Write(line)
 	t.size += int64(n)
 	if err != nil {
-		return fmt.Errorf("rotate: write checkpoint: %w", err)
+		return fmt.Errorf("write checkpoint: %w", err)
 	}
 	return t.f.Sync()
 }

@@ -69,7 +69,11 @@ type checkpointLine struct {
 }
 
 func checkpointNote(cp *checkpointLine, key []byte, before []FileReport, i int) string {
-	note := "continues " + cp.PrevFile
+	prevFile := cp.PrevFile
+	if prevFile == "" {
+		prevFile = "a file another program moved or removed"
+	}
+	note := "continues " + prevFile
 	switch {
 	case len(key) > 0 && cp.Signature == "":
 		cp.problem = true

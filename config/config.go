@@ -136,12 +136,63 @@ type Metrics struct {
 	Listen string `yaml:"listen"`
 }
 
-// Audit says where audit records are written.
+// Audit says where audit records are written (docs/audit.md#sinks).
 type Audit struct {
-	// Stdout writes records to standard output.
+	// Stdout writes records to standard output, in mode block.
 	Stdout bool `yaml:"stdout"`
-	// File appends records to this file.
+	// File appends records to this file. The sink options below (mode,
+	// queue, rotation, fsync) apply to it.
 	File string `yaml:"file"`
+	// AuditSinkOptions are the options of File.
+	AuditSinkOptions `yaml:",inline"`
+	// CheckpointKey, when set, signs the checkpoint that starts each
+	// rotated-to file (HMAC-SHA256). Zero value: checkpoints are unsigned.
+	CheckpointKey Secret `yaml:"checkpoint_key"`
+	// Sinks are further sinks: file, stdout or webhook.
+	Sinks []AuditSink `yaml:"sinks"`
+}
+
+// AuditSink is one audit sink of audit.sinks.
+type AuditSink struct {
+	// Type is file, stdout or webhook.
+	Type string `yaml:"type"`
+	// Path is the file of a file sink.
+	Path string `yaml:"path"`
+	// URL receives a webhook sink's records, POSTed as NDJSON.
+	URL string `yaml:"url"`
+	// Headers are sent with every webhook request (an Authorization
+	// header, say).
+	Headers map[string]Secret `yaml:"headers"`
+	// BatchSize is the most records a webhook request carries. Zero value: 100.
+	BatchSize int `yaml:"batch_size"`
+	// FlushInterval is how long a webhook waits to fill a batch. Zero value: 1s.
+	FlushInterval Duration `yaml:"flush_interval"`
+	// Retries is how often a failed webhook request is tried again, with
+	// exponential backoff, before the sink's mode applies. Zero value: 3.
+	Retries int `yaml:"retries"`
+	// Timeout bounds one webhook request. Zero value: 10s.
+	Timeout Duration `yaml:"timeout"`
+
+	AuditSinkOptions `yaml:",inline"`
+}
+
+// AuditSinkOptions are the options every sink type shares, and those of
+// files.
+type AuditSinkOptions struct {
+	// OnFailure is fail-closed, block or drop-and-count. Zero value:
+	// fail-closed for files, block for stdout, drop-and-count for webhooks.
+	OnFailure string `yaml:"on_failure"`
+	// QueueSize bounds the records waiting to be written. Zero value: 8192.
+	QueueSize int `yaml:"queue_size"`
+	// RotateBytes starts a new file before the current one would grow
+	// past this size. Zero value: no rotation by size.
+	RotateBytes int64 `yaml:"rotate_bytes"`
+	// RotateEvery starts a new file when the current one is older. Zero
+	// value: no rotation by age.
+	RotateEvery Duration `yaml:"rotate_every"`
+	// Fsync is "never" (the OS writes back), "always" (after every batch
+	// of records) or an interval such as 1s. Zero value: never.
+	Fsync string `yaml:"fsync"`
 }
 
 // Secret is a string that never prints: fmt, zap and encoders show

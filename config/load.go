@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -278,7 +279,11 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 	m := make(map[string]reflect.Type, t.NumField())
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if opts == "inline" && f.Type.Kind() == reflect.Struct {
+			maps.Copy(m, yamlFields(f.Type))
+			continue
+		}
 		if name == "" || name == "-" {
 			continue
 		}
@@ -356,4 +361,7 @@ func (c *Config) resolvePaths() {
 	}
 	c.Policy.Dir = abs(c.Policy.Dir)
 	c.Audit.File = abs(c.Audit.File)
+	for i := range c.Audit.Sinks {
+		c.Audit.Sinks[i].Path = abs(c.Audit.Sinks[i].Path)
+	}
 }

@@ -96,9 +96,7 @@ func (c *Config) validate(l *loader) []FieldError {
 		hashes[k.Hash] = true
 	}
 	c.validateIdentity(l)
-	if c.Audit.File == "" && !c.Audit.Stdout {
-		l.fail("audit", "no sink is enabled; set audit.file to a path or audit.stdout to true, since every call must leave a record")
-	}
+	c.validateAudit(l)
 	return l.errs
 }
 

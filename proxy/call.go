@@ -55,6 +55,13 @@ func (s *Server) endpoint(method string, h handlerFunc) http.HandlerFunc {
 				r.Method+" is not allowed on "+r.URL.Path+"; use "+method)
 			return
 		}
+		if s.auditReady != nil && s.auditReady() != nil {
+			s.identify(c)
+			w.Header().Set("Retry-After", "1")
+			c.fail(http.StatusServiceUnavailable, "audit_unavailable", "server_error", "audit_unavailable", "",
+				"the gateway cannot write its audit log, so it refuses calls until it can; try again shortly")
+			return
+		}
 		h(c)
 	}
 }

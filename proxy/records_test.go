@@ -2,9 +2,14 @@ package proxy_test
 
 import (
 	"bufio"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"portcullis/audit"
 	"portcullis/internal/testkit"
@@ -137,5 +142,128 @@ func TestOneRecordPerCall(t *testing.T) {
 		if r.Decision.Evaluated && r.PolicyLatency <= 0 {
 			t.Errorf("%s: policy latency %v", tc.name, r.PolicyLatency)
 		}
+	}
+}
+
+// Under 1,000 concurrent calls through the real audit file sink, the file
+// holds exactly one record per call, and its chain is whole.
+func TestNoRecordLostUnderLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	records, err := audit.Open(audit.Options{File: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, harnessOptions{audit: records})
+	const n = 1000
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: 0}}
+	bodies := []string{chatBody, `{"model":"smart","stream":true,"messages":[{"role":"user","content":"hi"}]}`, `{"model"`}
+	keys := []string{engKey, engKey, engKey, demoKey, ""}
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			req, _ := http.NewRequest(http.MethodPost, h.url+"/v1/chat/completions", strings.NewReader(bodies[i%len(bodies)]))
+			if k := keys[i%len(keys)]; k != "" {
+				req.Header.Set("Authorization", "Bearer "+k)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			ids[i] = resp.Header.Get("X-Request-Id")
+		})
+	}
+	close(start)
+	wg.Wait()
+	h.ts.Close()
+	if err := records.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep := audit.VerifyFiles([]string{path}, nil)[0]
+	if !rep.OK() || rep.Calls != n {
+		t.Fatalf("%d calls, audit file: %+v", n, rep)
+	}
+	seen := map[string]int{}
+	for _, l := range readLines(t, path) {
+		seen[l["request_id"].(string)]++
+	}
+	for i, id := range ids {
+		if seen[id] != 1 {
+			t.Errorf("call %d (%s): %d records", i, id, seen[id])
+		}
+	}
+}
+
+// While the audit file cannot be written, a fail-closed gateway refuses
+// calls with 503 audit_unavailable (each refusal itself recorded once the
+// file is back), and it serves again by itself when the file can be
+// written.
+func TestAuditFailClosedRefusesCalls(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	records, err := audit.Open(audit.Options{File: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, harnessOptions{audit: records})
+	call := func() (int, string) {
+		resp := h.post(engKey, chatBody)
+		body := readAll(t, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(body)
+	}
+	if status, _ := call(); status != 200 {
+		t.Fatalf("status %d before the failure", status)
+	}
+	waitForLines(t, path, 1)
+	// Replace the file by a directory: root ignores permissions, so a
+	// read-only file or folder would not stop the gateway.
+	if err := os.Rename(path, path+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// The next record written finds the path taken; from then on calls
+	// are refused.
+	call()
+	deadline := time.Now().Add(10 * time.Second)
+	for records.Available() == nil && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	status, body := call()
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, `"code":"audit_unavailable"`) {
+		t.Fatalf("while the audit file cannot be written: %d %s", status, body)
+	}
+	if len(h.upstream.Requests()) != 2 {
+		t.Errorf("%d upstream requests: a refused call reached the provider", len(h.upstream.Requests()))
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	for records.Available() != nil && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if status, _ := call(); status != 200 {
+		t.Fatalf("status %d after the audit file came back", status)
+	}
+	h.ts.Close()
+	if err := records.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reps := audit.VerifyFiles([]string{path + ".old", path}, nil)
+	classes := map[string]int{}
+	for _, l := range readLines(t, path) {
+		if l["kind"] == "call" {
+			classes[l["error_class"].(string)]++
+		}
+	}
+	if !reps[0].OK() || !reps[1].OK() || reps[0].Calls != 1 || reps[1].Calls != 3 || classes["audit_unavailable"] != 1 ||
+		!strings.Contains(reps[1].Checkpoint, "linked to") {
+		t.Errorf("files %+v, classes in the new file %v", reps, classes)
 	}
 }

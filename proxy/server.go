@@ -41,9 +41,15 @@ type Server struct {
 	cutting  atomic.Bool // the shutdown grace period is over
 	inflight sync.WaitGroup
 	handler  http.Handler
+
+	// auditReady, when the Auditor has one, says whether calls may proceed
+	// (a fail-closed audit sink that cannot write refuses them).
+	auditReady func() error
 }
 
-// Auditor receives one record per call.
+// Auditor receives one record per call. An Auditor that also has an
+// Available() error method is asked before each call, and the call is
+// refused with 503 while it returns an error.
 type Auditor interface {
 	Write(*audit.Record)
 }
@@ -81,6 +87,9 @@ func New(o Options) (*Server, error) {
 		minter:  o.Minter,
 		started: time.Now(),
 		version: o.Version,
+	}
+	if a, ok := o.Audit.(interface{ Available() error }); ok {
+		s.auditReady = a.Available
 	}
 	if err := s.buildRoutes(); err != nil {
 		return nil, err

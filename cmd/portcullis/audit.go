@@ -6,8 +6,47 @@ import (
 	"io"
 	"os"
 
+	"go.uber.org/zap"
+
 	"portcullis/audit"
+	"portcullis/config"
 )
+
+// auditOptions turns the audit section into the audit log's options.
+func auditOptions(cfg *config.Config, log *zap.Logger) audit.Options {
+	a := cfg.Audit
+	key := []byte(a.CheckpointKey.Reveal())
+	o := audit.Options{Stdout: a.Stdout, Logger: log.Named("audit")}
+	if a.File != "" {
+		so := sinkOptions("file", a.AuditSinkOptions)
+		so.Path, so.CheckpointKey = a.File, key
+		o.Sinks = append(o.Sinks, so)
+	}
+	for _, s := range a.Sinks {
+		so := sinkOptions(s.Type, s.AuditSinkOptions)
+		so.Path, so.CheckpointKey, so.URL = s.Path, key, s.URL
+		so.BatchSize, so.FlushInterval, so.Retries, so.Timeout = s.BatchSize, s.FlushInterval.Std(), s.Retries, s.Timeout.Std()
+		if len(s.Headers) > 0 {
+			so.Headers = make(map[string]string, len(s.Headers))
+			for k, v := range s.Headers {
+				so.Headers[k] = v.Reveal()
+			}
+		}
+		o.Sinks = append(o.Sinks, so)
+	}
+	return o
+}
+
+func sinkOptions(typ string, c config.AuditSinkOptions) audit.SinkOptions {
+	return audit.SinkOptions{
+		Type:        typ,
+		Mode:        audit.Mode(c.OnFailure),
+		QueueSize:   c.QueueSize,
+		RotateBytes: c.RotateBytes,
+		RotateEvery: c.RotateEvery.Std(),
+		Fsync:       config.FsyncInterval(c.Fsync),
+	}
+}
 
 // auditCommand runs `portcullis audit verify [--key-env VAR] FILE…`.
 func auditCommand(args []string, stdout, stderr io.Writer) error {

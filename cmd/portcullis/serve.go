@@ -69,12 +69,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("metrics listening", zap.String("address", addr))
 	}
 
-	records, err := audit.Open(audit.Options{Stdout: cfg.Audit.Stdout, File: cfg.Audit.File})
+	records, err := audit.Open(auditOptions(cfg, log))
 	if err != nil {
 		return err
 	}
-	defer records.Close()
-	log.Info("audit log open", zap.String("file", cfg.Audit.File), zap.Bool("stdout", cfg.Audit.Stdout))
+	defer func() {
+		if err := records.Close(); err != nil {
+			log.Error("audit log closed with an error", zap.Error(err))
+		}
+	}()
+	log.Info("audit log open", zap.String("file", cfg.Audit.File), zap.Bool("stdout", cfg.Audit.Stdout), zap.Int("sinks", len(records.Stats())))
 
 	srv, err := proxy.New(proxy.Options{
 		Config:        cfg,
