@@ -58,9 +58,11 @@ type Log struct {
 type Provider struct {
 	// Name is how models refer to this provider.
 	Name string `yaml:"name"`
-	// Type is the provider's wire format: demo or openai.
+	// Type is the provider's wire format: demo, openai (and every
+	// OpenAI-compatible upstream) or anthropic.
 	Type string `yaml:"type"`
 	// BaseURL is the upstream's API root, for example https://api.openai.com/v1.
+	// Zero value for type anthropic: https://api.anthropic.com.
 	BaseURL string `yaml:"base_url"`
 	// APIKey is injected into every upstream request. When the key is empty
 	// after ${VAR} expansion, the provider is disabled with a warning.
@@ -243,7 +245,10 @@ const (
 )
 
 // ProviderTypes are the values Provider.Type may take.
-var ProviderTypes = []string{"demo", "openai"}
+var ProviderTypes = []string{"demo", "openai", "anthropic"}
+
+// DefaultAnthropicBaseURL is the base_url of an anthropic provider that sets none.
+const DefaultAnthropicBaseURL = "https://api.anthropic.com"
 
 func (c *Config) applyDefaults() {
 	if c.Server.Listen == "" {
@@ -271,6 +276,9 @@ func (c *Config) applyDefaults() {
 		p := &c.Providers[i]
 		if p.Type == "demo" && p.WordDelay == 0 {
 			p.WordDelay = Duration(DefaultWordDelay)
+		}
+		if p.Type == "anthropic" && p.BaseURL == "" {
+			p.BaseURL = DefaultAnthropicBaseURL
 		}
 	}
 	for i := range c.Models {

@@ -298,9 +298,9 @@ func TestParseValidation(t *testing.T) {
 	}{
 		{
 			name:     "bad provider type",
-			src:      minimal + "providers:\n  - name: p\n    type: anthropic\n",
+			src:      minimal + "providers:\n  - name: p\n    type: gemini\n",
 			wantPath: "providers[0].type",
-			wantText: []string{`"anthropic" is not a provider type`, "demo, openai"},
+			wantText: []string{`"gemini" is not a provider type`, "demo, openai, anthropic"},
 		},
 		{
 			name:     "missing provider name",
@@ -812,5 +812,17 @@ policy:
 	cfg := mustParse(t, src, nil)
 	if cfg.Server.Listen != DefaultListen || len(cfg.Providers[0].Headers) != 0 || len(cfg.Models) != 0 {
 		t.Errorf("empty sections did not decode as absent ones: %+v", cfg)
+	}
+}
+
+// An anthropic provider needs no base_url: it defaults to Anthropic's API.
+func TestAnthropicProviderDefaultsItsBaseURL(t *testing.T) {
+	src := "audit:\n  stdout: true\nproviders:\n  - name: claude\n    type: anthropic\n    api_key: sk-ant-test\nmodels:\n  - name: claude\n    provider: claude\n"
+	cfg, err := Parse("config.yaml", []byte(src), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Providers[0].BaseURL; got != DefaultAnthropicBaseURL {
+		t.Errorf("base_url = %q, want %q", got, DefaultAnthropicBaseURL)
 	}
 }

@@ -21,6 +21,8 @@ type call struct {
 	r     *http.Request
 	rec   audit.Record
 	start time.Time
+	// anthropicErrors writes errors in Anthropic's shape (for /v1/messages).
+	anthropicErrors bool
 }
 
 // handlerFunc handles one call of an endpoint.
@@ -74,6 +76,9 @@ func (s *Server) finish(c *call) {
 		c.rec.Status = http.StatusOK
 	}
 	s.audit.Write(&c.rec)
+	if s.observer != nil {
+		s.observer.ObserveCall(&c.rec)
+	}
 }
 
 // setIdentity records who is calling.
@@ -99,6 +104,10 @@ type apiError struct {
 func (c *call) fail(status int, class, errType, code, param, message string) {
 	c.rec.ErrorClass = class
 	c.rec.Error = message
+	if c.anthropicErrors {
+		writeAnthropicError(c.w, status, message, c.rec.RequestID)
+		return
+	}
 	writeError(c.w, status, errType, code, param, message)
 }
 

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"portcullis/adapters"
+	"portcullis/adapters/anthropic"
 	"portcullis/adapters/demo"
 	"portcullis/adapters/openai"
 	"portcullis/audit"
@@ -82,6 +83,18 @@ func newProvider(pc config.Provider, version string) (adapters.Provider, error) 
 			headers[k] = v.Reveal()
 		}
 		return openai.New(openai.Options{
+			Name:      pc.Name,
+			BaseURL:   pc.BaseURL,
+			APIKey:    pc.APIKey.Reveal(),
+			Headers:   headers,
+			UserAgent: ua,
+		}), nil
+	case "anthropic":
+		headers := make(map[string]string, len(pc.Headers))
+		for k, v := range pc.Headers {
+			headers[k] = v.Reveal()
+		}
+		return anthropic.New(anthropic.Options{
 			Name:      pc.Name,
 			BaseURL:   pc.BaseURL,
 			APIKey:    pc.APIKey.Reveal(),

@@ -45,6 +45,7 @@ type Server struct {
 	// auditReady, when the Auditor has one, says whether calls may proceed
 	// (a fail-closed audit sink that cannot write refuses them).
 	auditReady func() error
+	observer   Observer // nil: none
 }
 
 // Auditor receives one record per call. An Auditor that also has an
@@ -64,6 +65,15 @@ type Options struct {
 	Version       string
 	// Minter, when set, serves POST /v1/tokens and /.well-known/jwks.json.
 	Minter *authn.Minter
+	// Observer, when set, is shown every call's record after it is
+	// written, for metrics.
+	Observer Observer
+}
+
+// Observer is told about every call once it ended. The metrics package
+// implements it, so that the proxy needs no metrics library.
+type Observer interface {
+	ObserveCall(*audit.Record)
 }
 
 // route is where a model name goes.
@@ -88,6 +98,7 @@ func New(o Options) (*Server, error) {
 		started: time.Now(),
 		version: o.Version,
 	}
+	s.observer = o.Observer
 	if a, ok := o.Audit.(interface{ Available() error }); ok {
 		s.auditReady = a.Available
 	}
@@ -105,6 +116,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) routesMux() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/chat/completions", s.endpoint(http.MethodPost, s.chatCompletions))
+	mux.HandleFunc("/v1/messages", s.endpoint(http.MethodPost, s.messages))
 	mux.HandleFunc("/v1/models", s.endpoint(http.MethodGet, s.listModels))
 	mux.HandleFunc("/healthz", s.healthz)
 	mux.HandleFunc("/readyz", s.readyz)

@@ -1,6 +1,7 @@
-// Package testkit holds test helpers that several packages share: a fake
-// OpenAI upstream that answers with the exact wire bytes of the reference
-// fixtures, and lets a test hold a stream open and see cancellations.
+// Package testkit holds test helpers that several packages share: fake
+// OpenAI and Anthropic upstreams that answer with the exact wire bytes of
+// the reference fixtures (and fail as those providers fail), and let a
+// test hold a stream open and see cancellations.
 package testkit
 
 import (
@@ -16,7 +17,7 @@ import (
 	"time"
 )
 
-//go:embed testdata/openai/*
+//go:embed testdata/openai/* testdata/anthropic/*
 var fixtures embed.FS
 
 // Fixture returns a file of testdata/openai, a byte-exact copy of the
@@ -94,23 +95,33 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 		StreamOptions struct {
 			IncludeUsage bool `json:"include_usage"`
 		} `json:"stream_options"`
+		Tools    []json.RawMessage `json:"tools"`
+		Messages []struct {
+			Role string `json:"role"`
+		} `json:"messages"`
 	}
 	_ = json.Unmarshal(body, &req)
+	// A request offering tools gets the tool call answer, unless it is
+	// the turn that brings a tool's result back.
+	prefix := "chat"
+	if len(req.Tools) > 0 && (len(req.Messages) == 0 || req.Messages[len(req.Messages)-1].Role != "tool") {
+		prefix = "tool_call"
+	}
 	if !req.Stream {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(Fixture("chat_response.json"))
+		w.Write(Fixture(prefix + "_response.json"))
 		return
 	}
-	u.stream(w, r, req.StreamOptions.IncludeUsage)
+	u.stream(w, r, prefix+"_stream.sse", req.StreamOptions.IncludeUsage)
 }
 
-// stream replays chat_stream.sse, which ends with a usage chunk and [DONE];
-// the usage chunk is left out unless asked for, as OpenAI does.
-func (u *Upstream) stream(w http.ResponseWriter, r *http.Request, includeUsage bool) {
+// stream replays a stream fixture, which ends with a usage chunk and
+// [DONE]; the usage chunk is left out unless asked for, as OpenAI does.
+func (u *Upstream) stream(w http.ResponseWriter, r *http.Request, fixture string, includeUsage bool) {
 	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	events := bytes.SplitAfter(Fixture("chat_stream.sse"), []byte("\n\n"))
+	events := bytes.SplitAfter(Fixture(fixture), []byte("\n\n"))
 	for i, ev := range events {
 		if len(ev) == 0 {
 			continue

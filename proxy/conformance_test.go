@@ -1,0 +1,656 @@
+package proxy_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+
+	"portcullis/internal/testkit"
+)
+
+// The conformance table: every provider format × every kind of call,
+// through both inbound APIs, checked against what an OpenAI client (and,
+// on /v1/messages, an Anthropic client) must see. Streams must join into
+// the non-streamed answer, tool arguments joined from deltas must parse,
+// and usage must be right in both modes.
+
+const anthropicKey = "sk-ant-upstream-SECRET-9c2e41d0"
+
+// conformanceHarness is a gateway with an OpenAI-format fake ("smart")
+// and an Anthropic fake ("claude").
+func conformanceHarness(t *testing.T) (*harness, *testkit.AnthropicUpstream) {
+	t.Helper()
+	ant := testkit.NewAnthropicUpstream(t, anthropicKey)
+	h := newHarness(t, harnessOptions{
+		providers: "\n  - name: anthropic\n    type: anthropic\n    base_url: " + ant.URL + "\n    api_key: " + anthropicKey,
+		models:    "\n  - name: claude\n    provider: anthropic\n    upstream_model: claude-sonnet-4-5",
+	})
+	return h, ant
+}
+
+// answer is what a client read from the gateway, in either format.
+type answer struct {
+	status     int
+	text       string
+	toolName   string
+	toolArgs   map[string]any
+	finish     string // OpenAI finish_reason or Anthropic stop_reason
+	prompt     int
+	completion int
+	errCode    string // OpenAI error code, or Anthropic error type
+	retryAfter string
+	raw        []byte
+}
+
+// want is one provider's expected answers.
+type want struct {
+	model                  string
+	text, toolText         string
+	usage, toolUsage       [2]int // prompt, completion
+	anthropicInputOf       func(prompt int) int
+	rateLimitRetryAfter    string
+	failRateLimit          func()
+	failAuth               func()
+	failContext            func()
+	reset                  func()
+	upstreamSawToolResult  func(t *testing.T)
+	upstreamSawImages      func(t *testing.T)
+	passthroughNonStreamed []byte // the exact bytes a same-format client gets
+}
+
+var weatherArgs = map[string]any{"location": "Paris, France", "unit": "celsius"}
+
+func conformanceProviders(t *testing.T, h *harness, ant *testkit.AnthropicUpstream) []want {
+	openaiFail := func(status int, fixture string, header http.Header) func() {
+		return func() {
+			h.upstream.Status, h.upstream.Body, h.upstream.Header = status, testkit.Fixture(fixture), header
+		}
+	}
+	lastAnthropic := func(t *testing.T) map[string]any {
+		t.Helper()
+		reqs := ant.Requests()
+		var m map[string]any
+		if err := json.Unmarshal(reqs[len(reqs)-1].Body, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	lastOpenAI := func(t *testing.T) map[string]any {
+		t.Helper()
+		reqs := h.upstream.Requests()
+		var m map[string]any
+		if err := json.Unmarshal(reqs[len(reqs)-1].Body, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	return []want{
+		{
+			model: "smart", text: "Red, yellow, and blue.", toolText: "",
+			usage: [2]int{27, 7}, toolUsage: [2]int{71, 19},
+			rateLimitRetryAfter: "1",
+			failRateLimit:       openaiFail(429, "error_429.json", http.Header{"Retry-After": {"1"}}),
+			failAuth:            openaiFail(401, "error_401.json", nil),
+			failContext:         openaiFail(400, "error_400_context_length.json", nil),
+			reset:               func() { h.upstream.Status, h.upstream.Body, h.upstream.Header = 0, nil, nil },
+			upstreamSawToolResult: func(t *testing.T) {
+				msgs := lastOpenAI(t)["messages"].([]any)
+				last := msgs[len(msgs)-1].(map[string]any)
+				if last["role"] != "tool" || !strings.HasPrefix(last["tool_call_id"].(string), "toolu_") && !strings.HasPrefix(last["tool_call_id"].(string), "call_") {
+					t.Errorf("upstream's last message = %v", last)
+				}
+			},
+			upstreamSawImages: func(t *testing.T) {
+				msgs := lastOpenAI(t)["messages"].([]any)
+				body, _ := json.Marshal(msgs)
+				if !bytes.Contains(body, []byte(`"url":"data:image/png;base64,iVBORw0KGgo="`)) {
+					t.Errorf("upstream messages lost the image: %s", body)
+				}
+			},
+			passthroughNonStreamed: testkit.Fixture("chat_response.json"),
+		},
+		{
+			model: "claude", text: "Red, yellow, and blue.", toolText: "I'll check the current weather in Paris.",
+			usage: [2]int{24, 10}, toolUsage: [2]int{412, 71},
+			rateLimitRetryAfter: testkit.AnthropicRetryAfter,
+			failRateLimit:       func() { ant.Fail(testkit.AnthropicRateLimited) },
+			failAuth:            func() { ant.Fail(testkit.AnthropicAuth) },
+			failContext:         func() { ant.Fail(testkit.AnthropicContextLength) },
+			reset:               func() { ant.Fail("") },
+			upstreamSawToolResult: func(t *testing.T) {
+				msgs := lastAnthropic(t)["messages"].([]any)
+				last := msgs[len(msgs)-1].(map[string]any)
+				blocks, _ := last["content"].([]any)
+				if last["role"] != "user" || len(blocks) == 0 || blocks[0].(map[string]any)["type"] != "tool_result" {
+					t.Errorf("upstream's last message = %v, want a user turn starting with a tool_result", last)
+				}
+				prev := msgs[len(msgs)-2].(map[string]any)
+				if b, _ := json.Marshal(prev); !bytes.Contains(b, []byte(`"type":"tool_use"`)) || !bytes.Contains(b, []byte(`"input":{`)) {
+					t.Errorf("assistant turn = %s, want a tool_use block with an input object", b)
+				}
+			},
+			upstreamSawImages: func(t *testing.T) {
+				b, _ := json.Marshal(lastAnthropic(t)["messages"])
+				if !bytes.Contains(b, []byte(`"source":{"data":"iVBORw0KGgo=","media_type":"image/png","type":"base64"}`)) {
+					t.Errorf("upstream messages lost the image: %s", b)
+				}
+			},
+			passthroughNonStreamed: testkit.AnthropicFixture("chat_response.json"),
+		},
+	}
+}
+
+// withModel rewrites a fixture request for model, streamed or not.
+func withModel(t *testing.T, fixture []byte, model string, stream bool, extra map[string]any) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(fixture, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["model"] = model
+	m["stream"] = stream
+	delete(m, "stream_options")
+	if _, isMessages := m["max_tokens"]; stream && !isMessages {
+		m["stream_options"] = map[string]any{"include_usage": true}
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+func TestConformanceChatCompletions(t *testing.T) {
+	h, ant := conformanceHarness(t)
+	records := 0
+	for _, p := range conformanceProviders(t, h, ant) {
+		chat := func(t *testing.T, body string, stream bool) answer {
+			t.Helper()
+			resp := h.post(engKey, body)
+			defer resp.Body.Close()
+			records++
+			a := readOpenAIAnswer(t, resp, stream)
+			rec := h.records.last(t, records)
+			if a.status == 200 && (rec.PromptTokens != a.prompt || rec.CompletionTokens != a.completion || !rec.UsageReported) {
+				t.Errorf("audit tokens %d/%d, client saw %d/%d", rec.PromptTokens, rec.CompletionTokens, a.prompt, a.completion)
+			}
+			return a
+		}
+		plain := func(stream bool) string {
+			return withModel(t, []byte(`{"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Name the three primary colors."}],"max_completion_tokens":64}`), p.model, stream, nil)
+		}
+		t.Run(p.model+"/plain chat", func(t *testing.T) {
+			a := chat(t, plain(false), false)
+			checkAnswer(t, a, answer{status: 200, text: p.text, finish: "stop", prompt: p.usage[0], completion: p.usage[1]})
+			if p.model == "smart" && !bytes.Equal(a.raw, p.passthroughNonStreamed) {
+				t.Errorf("same-format answer changed on the way:\n%s", a.raw)
+			}
+		})
+		t.Run(p.model+"/streamed chat", func(t *testing.T) {
+			a := chat(t, plain(true), true)
+			checkAnswer(t, a, answer{status: 200, text: p.text, finish: "stop", prompt: p.usage[0], completion: p.usage[1]})
+		})
+		t.Run(p.model+"/tool call", func(t *testing.T) {
+			a := chat(t, withModel(t, testkit.Fixture("tool_call_request.json"), p.model, false, nil), false)
+			checkAnswer(t, a, answer{status: 200, text: p.toolText, toolName: "get_weather", toolArgs: weatherArgs, finish: "tool_calls", prompt: p.toolUsage[0], completion: p.toolUsage[1]})
+		})
+		t.Run(p.model+"/streamed tool call", func(t *testing.T) {
+			a := chat(t, withModel(t, testkit.Fixture("tool_call_request.json"), p.model, true, nil), true)
+			checkAnswer(t, a, answer{status: 200, text: p.toolText, toolName: "get_weather", toolArgs: weatherArgs, finish: "tool_calls", prompt: p.toolUsage[0], completion: p.toolUsage[1]})
+		})
+		t.Run(p.model+"/tool result turn", func(t *testing.T) {
+			a := chat(t, withModel(t, testkit.Fixture("tool_result_request.json"), p.model, false, nil), false)
+			checkAnswer(t, a, answer{status: 200, text: p.text, finish: "stop", prompt: p.usage[0], completion: p.usage[1]})
+			p.upstreamSawToolResult(t)
+		})
+		t.Run(p.model+"/image input", func(t *testing.T) {
+			body := withModel(t, []byte(`{"messages":[{"role":"user","content":[{"type":"text","text":"What is in this picture?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]}]}`), p.model, false, nil)
+			a := chat(t, body, false)
+			checkAnswer(t, a, answer{status: 200, text: p.text, finish: "stop", prompt: p.usage[0], completion: p.usage[1]})
+			p.upstreamSawImages(t)
+		})
+		for _, f := range []struct {
+			name       string
+			fail       func()
+			status     int
+			code       string
+			retryAfter string
+		}{
+			{"429", p.failRateLimit, 429, "rate_limit_exceeded", p.rateLimitRetryAfter},
+			{"auth error", p.failAuth, 502, "upstream_auth_failed", ""},
+			{"context-length error", p.failContext, 400, "context_length_exceeded", ""},
+		} {
+			t.Run(p.model+"/"+f.name, func(t *testing.T) {
+				f.fail()
+				defer p.reset()
+				a := chat(t, plain(false), false)
+				checkAnswer(t, a, answer{status: f.status, errCode: f.code, retryAfter: f.retryAfter})
+			})
+		}
+	}
+	t.Run("claude/529 overloaded is a 503 to OpenAI clients", func(t *testing.T) {
+		ant.Fail(testkit.AnthropicOverloaded)
+		defer ant.Fail("")
+		resp := h.post(engKey, withModel(t, []byte(`{"messages":[{"role":"user","content":"hi"}]}`), "claude", false, nil))
+		records++
+		a := readOpenAIAnswer(t, resp, false)
+		checkAnswer(t, a, answer{status: 503, errCode: "overloaded", retryAfter: testkit.AnthropicRetryAfter})
+	})
+	t.Run("claude/mid-stream error ends the stream with an error chunk", func(t *testing.T) {
+		ant.Fail(testkit.AnthropicMidstream)
+		defer ant.Fail("")
+		resp := h.post(engKey, withModel(t, []byte(`{"messages":[{"role":"user","content":"hi"}]}`), "claude", true, nil))
+		records++
+		body := readAll(t, resp.Body)
+		resp.Body.Close()
+		if !bytes.Contains(body, []byte(`data: {"error":{"message":"Overloaded"`)) || bytes.Contains(body, []byte("[DONE]")) {
+			t.Errorf("stream:\n%s", body)
+		}
+		if rec := h.records.last(t, records); rec.ErrorClass != "upstream_stream_error" {
+			t.Errorf("record class %q", rec.ErrorClass)
+		}
+	})
+	t.Run("claude/the gateway speaks Anthropic's headers upstream", func(t *testing.T) {
+		reqs := ant.Requests()
+		r := reqs[len(reqs)-1]
+		if r.Header.Get("X-Api-Key") != anthropicKey || r.Header.Get("Anthropic-Version") != "2023-06-01" || r.Header.Get("Authorization") != "" {
+			t.Errorf("upstream headers %v", r.Header)
+		}
+		var m map[string]any
+		_ = json.Unmarshal(reqs[0].Body, &m)
+		if m["model"] != "claude-sonnet-4-5" || m["system"] != "You are terse." || m["max_tokens"] != float64(64) {
+			t.Errorf("translated request %s", reqs[0].Body)
+		}
+	})
+}
+
+func TestConformanceMessages(t *testing.T) {
+	h, ant := conformanceHarness(t)
+	records := 0
+	for _, p := range conformanceProviders(t, h, ant) {
+		msgs := func(t *testing.T, body string, stream bool) answer {
+			t.Helper()
+			resp := h.postPath("/v1/messages", engKey, body)
+			defer resp.Body.Close()
+			records++
+			a := readAnthropicAnswer(t, resp, stream)
+			rec := h.records.last(t, records)
+			if a.status == 200 && (rec.PromptTokens != a.prompt || rec.CompletionTokens != a.completion || !rec.UsageReported) {
+				t.Errorf("audit tokens %d/%d, client saw %d/%d", rec.PromptTokens, rec.CompletionTokens, a.prompt, a.completion)
+			}
+			if rec.Endpoint != "/v1/messages" || rec.Decision.Evaluated != true {
+				t.Errorf("record endpoint %q decision %+v", rec.Endpoint, rec.Decision)
+			}
+			return a
+		}
+		plain := func(stream bool) string {
+			return withModel(t, testkit.AnthropicFixture("chat_request.json"), p.model, stream, nil)
+		}
+		t.Run(p.model+"/plain", func(t *testing.T) {
+			a := msgs(t, plain(false), false)
+			checkAnswer(t, a, answer{status: 200, text: p.text, finish: "end_turn", prompt: p.usage[0], completion: p.usage[1]})
+			if p.model == "claude" && !bytes.Equal(a.raw, p.passthroughNonStreamed) {
+				t.Errorf("same-format answer changed on the way:\n%s", a.raw)
+			}
+		})
+		t.Run(p.model+"/streamed", func(t *testing.T) {
+			a := msgs(t, plain(true), true)
+			checkAnswer(t, a, answer{status: 200, text: p.text, finish: "end_turn", prompt: p.usage[0], completion: p.usage[1]})
+		})
+		t.Run(p.model+"/tool call", func(t *testing.T) {
+			a := msgs(t, withModel(t, testkit.AnthropicFixture("tool_call_request.json"), p.model, false, nil), false)
+			checkAnswer(t, a, answer{status: 200, text: p.toolText, toolName: "get_weather", toolArgs: weatherArgs, finish: "tool_use", prompt: p.toolUsage[0], completion: p.toolUsage[1]})
+		})
+		t.Run(p.model+"/streamed tool call", func(t *testing.T) {
+			a := msgs(t, withModel(t, testkit.AnthropicFixture("tool_call_request.json"), p.model, true, nil), true)
+			checkAnswer(t, a, answer{status: 200, text: p.toolText, toolName: "get_weather", toolArgs: weatherArgs, finish: "tool_use", prompt: p.toolUsage[0], completion: p.toolUsage[1]})
+		})
+		t.Run(p.model+"/tool result turn", func(t *testing.T) {
+			a := msgs(t, withModel(t, testkit.AnthropicFixture("tool_result_request.json"), p.model, false, nil), false)
+			checkAnswer(t, a, answer{status: 200, text: p.text, finish: "end_turn", prompt: p.usage[0], completion: p.usage[1]})
+			p.upstreamSawToolResult(t)
+		})
+		t.Run(p.model+"/image input", func(t *testing.T) {
+			body := withModel(t, []byte(`{"max_tokens":64,"messages":[{"role":"user","content":[{"type":"text","text":"What is in this picture?"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo="}}]}]}`), p.model, false, nil)
+			a := msgs(t, body, false)
+			checkAnswer(t, a, answer{status: 200, text: p.text, finish: "end_turn", prompt: p.usage[0], completion: p.usage[1]})
+			p.upstreamSawImages(t)
+		})
+		for _, f := range []struct {
+			name       string
+			fail       func()
+			status     int
+			errType    string
+			retryAfter string
+		}{
+			{"429", p.failRateLimit, 429, "rate_limit_error", p.rateLimitRetryAfter},
+			{"auth error", p.failAuth, 502, "api_error", ""},
+			{"context-length error", p.failContext, 400, "invalid_request_error", ""},
+		} {
+			t.Run(p.model+"/"+f.name, func(t *testing.T) {
+				f.fail()
+				defer p.reset()
+				a := msgs(t, plain(false), false)
+				checkAnswer(t, a, answer{status: f.status, errCode: f.errType, retryAfter: f.retryAfter})
+			})
+		}
+	}
+	t.Run("claude/529 stays 529 for Anthropic clients", func(t *testing.T) {
+		ant.Fail(testkit.AnthropicOverloaded)
+		defer ant.Fail("")
+		resp := h.postPath("/v1/messages", engKey, withModel(t, testkit.AnthropicFixture("chat_request.json"), "claude", false, nil))
+		records++
+		a := readAnthropicAnswer(t, resp, false)
+		checkAnswer(t, a, answer{status: 529, errCode: "overloaded_error", retryAfter: testkit.AnthropicRetryAfter})
+	})
+	t.Run("claude/passthrough rewrites only the model", func(t *testing.T) {
+		want := strings.Replace(withModel(t, testkit.AnthropicFixture("chat_request.json"), "claude", false, nil), `"model":"claude"`, `"model":"claude-sonnet-4-5"`, 1)
+		reqs := ant.Requests()
+		for _, r := range reqs {
+			if string(r.Body) == want {
+				return
+			}
+		}
+		t.Errorf("no upstream request is the client's body with only the model rewritten:\n%s", want)
+	})
+	t.Run("errors are in Anthropic's shape", func(t *testing.T) {
+		resp := h.postPath("/v1/messages", "pcx_wrong", withModel(t, testkit.AnthropicFixture("chat_request.json"), "claude", false, nil))
+		records++
+		a := readAnthropicAnswer(t, resp, false)
+		checkAnswer(t, a, answer{status: 401, errCode: "authentication_error"})
+		resp = h.postPath("/v1/messages", engKey, `{"model":"claude","messages":[{"role":"user","content":"hi"}]}`)
+		records++
+		a = readAnthropicAnswer(t, resp, false)
+		checkAnswer(t, a, answer{status: 400, errCode: "invalid_request_error"})
+	})
+}
+
+// postPath sends a request to path with the key in x-api-key, as
+// Anthropic's SDKs do.
+func (h *harness) postPath(path, key, body string) *http.Response {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.url+path, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Api-Key", key)
+	req.Header.Set("Anthropic-Version", "2023-06-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return resp
+}
+
+func checkAnswer(t *testing.T, got, want answer) {
+	t.Helper()
+	if got.status != want.status {
+		t.Fatalf("status %d, want %d: %s", got.status, want.status, got.raw)
+	}
+	if want.status != 200 {
+		if got.errCode != want.errCode || got.retryAfter != want.retryAfter {
+			t.Errorf("error %q retry-after %q, want %q %q: %s", got.errCode, got.retryAfter, want.errCode, want.retryAfter, got.raw)
+		}
+		return
+	}
+	if got.text != want.text || got.finish != want.finish || got.toolName != want.toolName {
+		t.Errorf("text %q finish %q tool %q, want %q %q %q", got.text, got.finish, got.toolName, want.text, want.finish, want.toolName)
+	}
+	if want.toolArgs != nil && !reflect.DeepEqual(got.toolArgs, want.toolArgs) {
+		t.Errorf("tool arguments %v, want %v", got.toolArgs, want.toolArgs)
+	}
+	if got.prompt != want.prompt || got.completion != want.completion {
+		t.Errorf("usage %d/%d, want %d/%d", got.prompt, got.completion, want.prompt, want.completion)
+	}
+}
+
+// sseEvents splits a stream body into its events' names and data.
+func sseEvents(t *testing.T, body []byte) (names []string, data [][]byte) {
+	t.Helper()
+	for _, ev := range bytes.Split(body, []byte("\n\n")) {
+		if len(bytes.TrimSpace(ev)) == 0 {
+			continue
+		}
+		var name string
+		var d []byte
+		for _, line := range bytes.Split(ev, []byte("\n")) {
+			if v, ok := bytes.CutPrefix(line, []byte("event: ")); ok {
+				name = string(v)
+			}
+			if v, ok := bytes.CutPrefix(line, []byte("data: ")); ok {
+				d = v
+			}
+		}
+		names, data = append(names, name), append(data, d)
+	}
+	return names, data
+}
+
+func parseArgs(t *testing.T, args string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(args), &m); err != nil {
+		t.Errorf("tool arguments %q do not parse as JSON: %v", args, err)
+	}
+	return m
+}
+
+func readOpenAIAnswer(t *testing.T, resp *http.Response, stream bool) answer {
+	t.Helper()
+	body := readAll(t, resp.Body)
+	resp.Body.Close()
+	a := answer{status: resp.StatusCode, raw: body, retryAfter: resp.Header.Get("Retry-After")}
+	if resp.StatusCode != 200 {
+		var e struct {
+			Error struct {
+				Code *string `json:"code"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(body, &e); err != nil {
+			t.Fatalf("error body is not OpenAI's shape: %s", body)
+		}
+		if e.Error.Code != nil {
+			a.errCode = *e.Error.Code
+		}
+		return a
+	}
+	type usage struct {
+		PromptTokens     int `json:"prompt_tokens"`
+		CompletionTokens int `json:"completion_tokens"`
+		TotalTokens      int `json:"total_tokens"`
+	}
+	type toolCall struct {
+		Index    int `json:"index"`
+		Function struct {
+			Name      string `json:"name"`
+			Arguments string `json:"arguments"`
+		} `json:"function"`
+	}
+	if !stream {
+		var c struct {
+			Choices []struct {
+				Message struct {
+					Content   *string    `json:"content"`
+					ToolCalls []toolCall `json:"tool_calls"`
+				} `json:"message"`
+				FinishReason string `json:"finish_reason"`
+			} `json:"choices"`
+			Usage usage `json:"usage"`
+		}
+		if err := json.Unmarshal(body, &c); err != nil || len(c.Choices) != 1 {
+			t.Fatalf("not a chat completion: %s", body)
+		}
+		m := c.Choices[0].Message
+		if m.Content != nil {
+			a.text = *m.Content
+		}
+		if len(m.ToolCalls) > 0 {
+			a.toolName, a.toolArgs = m.ToolCalls[0].Function.Name, parseArgs(t, m.ToolCalls[0].Function.Arguments)
+		}
+		a.finish = c.Choices[0].FinishReason
+		a.prompt, a.completion = c.Usage.PromptTokens, c.Usage.CompletionTokens
+		if c.Usage.TotalTokens != a.prompt+a.completion {
+			t.Errorf("total_tokens %d", c.Usage.TotalTokens)
+		}
+		return a
+	}
+	_, data := sseEvents(t, body)
+	if len(data) == 0 || string(data[len(data)-1]) != "[DONE]" {
+		t.Fatalf("stream does not end with [DONE]:\n%s", body)
+	}
+	var text, args strings.Builder
+	for i, d := range data[:len(data)-1] {
+		var c struct {
+			Choices []struct {
+				Delta struct {
+					Role      string     `json:"role"`
+					Content   string     `json:"content"`
+					ToolCalls []toolCall `json:"tool_calls"`
+				} `json:"delta"`
+				FinishReason *string `json:"finish_reason"`
+			} `json:"choices"`
+			Usage *usage `json:"usage"`
+		}
+		if err := json.Unmarshal(d, &c); err != nil {
+			t.Fatalf("chunk %d is not JSON: %s", i, d)
+		}
+		if i == 0 && (len(c.Choices) != 1 || c.Choices[0].Delta.Role != "assistant") {
+			t.Errorf("first chunk has no assistant role: %s", d)
+		}
+		for _, ch := range c.Choices {
+			text.WriteString(ch.Delta.Content)
+			for _, tc := range ch.Delta.ToolCalls {
+				if tc.Function.Name != "" {
+					a.toolName = tc.Function.Name
+				}
+				args.WriteString(tc.Function.Arguments)
+			}
+			if ch.FinishReason != nil {
+				a.finish = *ch.FinishReason
+			}
+		}
+		if c.Usage != nil {
+			if len(c.Choices) != 0 || i != len(data)-2 {
+				t.Errorf("usage chunk %d is not the last before [DONE] with no choices: %s", i, d)
+			}
+			a.prompt, a.completion = c.Usage.PromptTokens, c.Usage.CompletionTokens
+		}
+	}
+	a.text = text.String()
+	if args.Len() > 0 {
+		a.toolArgs = parseArgs(t, args.String())
+	}
+	return a
+}
+
+func readAnthropicAnswer(t *testing.T, resp *http.Response, stream bool) answer {
+	t.Helper()
+	body := readAll(t, resp.Body)
+	resp.Body.Close()
+	a := answer{status: resp.StatusCode, raw: body, retryAfter: resp.Header.Get("Retry-After")}
+	if resp.StatusCode != 200 {
+		var e struct {
+			Type  string `json:"type"`
+			Error struct {
+				Type    string `json:"type"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(body, &e); err != nil || e.Type != "error" || e.Error.Message == "" {
+			t.Fatalf("error body is not Anthropic's shape: %s", body)
+		}
+		a.errCode = e.Error.Type
+		return a
+	}
+	type usage struct {
+		InputTokens              *int `json:"input_tokens"`
+		CacheCreationInputTokens int  `json:"cache_creation_input_tokens"`
+		CacheReadInputTokens     int  `json:"cache_read_input_tokens"`
+		OutputTokens             int  `json:"output_tokens"`
+	}
+	promptOf := func(u usage) int {
+		if u.InputTokens == nil {
+			return -1
+		}
+		return *u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
+	}
+	type block struct {
+		Type  string          `json:"type"`
+		Text  string          `json:"text"`
+		Name  string          `json:"name"`
+		Input json.RawMessage `json:"input"`
+	}
+	if !stream {
+		var m struct {
+			Type       string  `json:"type"`
+			Content    []block `json:"content"`
+			StopReason string  `json:"stop_reason"`
+			Usage      usage   `json:"usage"`
+		}
+		if err := json.Unmarshal(body, &m); err != nil || m.Type != "message" {
+			t.Fatalf("not a Messages response: %s", body)
+		}
+		for _, b := range m.Content {
+			switch b.Type {
+			case "text":
+				a.text += b.Text
+			case "tool_use":
+				a.toolName, a.toolArgs = b.Name, parseArgs(t, string(b.Input))
+			}
+		}
+		a.finish, a.prompt, a.completion = m.StopReason, promptOf(m.Usage), m.Usage.OutputTokens
+		return a
+	}
+	names, data := sseEvents(t, body)
+	if len(names) < 2 || names[0] != "message_start" || names[len(names)-1] != "message_stop" {
+		t.Fatalf("stream does not run message_start … message_stop:\n%s", body)
+	}
+	var text, args strings.Builder
+	for i, d := range data {
+		var ev struct {
+			Type    string `json:"type"`
+			Message struct {
+				Usage usage `json:"usage"`
+			} `json:"message"`
+			ContentBlock block `json:"content_block"`
+			Delta        struct {
+				Type        string `json:"type"`
+				Text        string `json:"text"`
+				PartialJSON string `json:"partial_json"`
+				StopReason  string `json:"stop_reason"`
+			} `json:"delta"`
+			Usage *usage `json:"usage"`
+		}
+		if err := json.Unmarshal(d, &ev); err != nil {
+			t.Fatalf("event %d is not JSON: %s", i, d)
+		}
+		if ev.Type != names[i] {
+			t.Errorf("event %q carries type %q", names[i], ev.Type)
+		}
+		switch ev.Type {
+		case "message_start":
+			a.prompt = promptOf(ev.Message.Usage)
+		case "content_block_start":
+			if ev.ContentBlock.Type == "tool_use" {
+				a.toolName = ev.ContentBlock.Name
+			}
+		case "content_block_delta":
+			text.WriteString(ev.Delta.Text)
+			args.WriteString(ev.Delta.PartialJSON)
+		case "message_delta":
+			a.finish, a.completion = ev.Delta.StopReason, ev.Usage.OutputTokens
+			if p := promptOf(*ev.Usage); p >= 0 {
+				a.prompt = p
+			}
+		}
+	}
+	a.text = text.String()
+	if args.Len() > 0 {
+		a.toolArgs = parseArgs(t, args.String())
+	}
+	return a
+}

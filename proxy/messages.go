@@ -1,0 +1,57 @@
+package proxy
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"portcullis/adapters"
+	"portcullis/adapters/anthropic"
+)
+
+// messages serves POST /v1/messages, Anthropic's Messages API: passed
+// through to an Anthropic provider, translated for any other. Errors go
+// back in Anthropic's shape, so Anthropic's SDKs read them.
+func (s *Server) messages(c *call) {
+	c.anthropicErrors = true
+	id, ok := s.authenticate(c)
+	if !ok {
+		return
+	}
+	body, ok := s.readBody(c)
+	if !ok {
+		return
+	}
+	req, err := anthropic.ParseMessagesRequest(body)
+	if err != nil {
+		var re *adapters.RequestError
+		if !errors.As(err, &re) {
+			re = &adapters.RequestError{Message: err.Error()}
+		}
+		c.fail(http.StatusBadRequest, "bad_request", "invalid_request_error", "invalid_request", re.Param, re.Message)
+		return
+	}
+	s.serveChat(c, id, &chatCall{
+		api:       "messages",
+		client:    anthropicCodec{},
+		model:     req.Model,
+		stream:    req.Stream,
+		maxTokens: req.MaxTokens,
+		native:    req,
+		passthrough: func(upstreamModel string, _ bool) ([]byte, error) {
+			return req.Encode(upstreamModel), nil
+		},
+		unified: req.Unified,
+	})
+}
+
+// writeAnthropicError writes an error in Anthropic's shape, its type
+// chosen by status.
+func writeAnthropicError(w http.ResponseWriter, status int, message, requestID string) {
+	body := anthropic.ErrorBody(anthropic.ErrorType(status), message, requestID)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
+}
