@@ -20,14 +20,15 @@ import (
 
 // Registry holds the gateway's metrics.
 type Registry struct {
-	reg *prometheus.Registry
+	reg   *prometheus.Registry
+	calls *calls
 }
 
 // New returns a registry with the Go runtime and process metrics.
 func New() *Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &Registry{reg: reg}
+	return &Registry{reg: reg, calls: newCalls(reg)}
 }
 
 // WatchPolicy exports the state of the policy engine, read at each scrape.

@@ -54,6 +54,8 @@ type harnessOptions struct {
 	audit proxy.Auditor
 	// grace is server.shutdown_grace. Zero value: 30s.
 	grace string
+	// observer is the server's Observer.
+	observer proxy.Observer
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
@@ -127,7 +129,7 @@ audit:
 	logs := &syncBuffer{}
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logs), zapcore.DebugLevel))
 	srv, err := proxy.New(proxy.Options{
-		Config: cfg, Logger: logger, Authenticator: authn.Chain{keys}, Policy: policy, Audit: auditor, Version: "test",
+		Config: cfg, Logger: logger, Authenticator: authn.Chain{keys}, Policy: policy, Audit: auditor, Version: "test", Observer: o.observer,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -78,6 +78,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			log.Error("audit log closed with an error", zap.Error(err))
 		}
 	}()
+	registry.WatchAudit(records.Stats)
 	log.Info("audit log open", zap.String("file", cfg.Audit.File), zap.Bool("stdout", cfg.Audit.Stdout), zap.Int("sinks", len(records.Stats())))
 
 	srv, err := proxy.New(proxy.Options{
@@ -87,6 +88,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Minter:        minter,
 		Policy:        policy,
 		Audit:         records,
+		Observer:      registry,
 		Version:       versionString(),
 	})
 	if err != nil {
