@@ -10,7 +10,10 @@
 //   - "demo-error-midstream" / "[demo:error=midstream]" streams a few words,
 //     then an error event, and stops without [DONE];
 //   - "demo-hang" / "[demo:hang]" sends its first word, then waits until the
-//     caller goes away.
+//     caller goes away;
+//   - a request offering function tools gets a call of the named (or first)
+//     tool, its required arguments filled from the prompt, unless the
+//     choice is "none" or the last turn brings a tool's result back.
 package demo
 
 import (
@@ -54,8 +57,10 @@ type chatRequest struct {
 	StreamOptions *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
-	MaxCompletionTokens int `json:"max_completion_tokens"`
-	MaxTokens           int `json:"max_tokens"`
+	MaxCompletionTokens int             `json:"max_completion_tokens"`
+	MaxTokens           int             `json:"max_tokens"`
+	Tools               []demoTool      `json:"tools"`
+	ToolChoice          json.RawMessage `json:"tool_choice"`
 }
 
 func (h *Handler) chat(w http.ResponseWriter, r *http.Request) {
@@ -86,6 +91,18 @@ func (h *Handler) chat(w http.ResponseWriter, r *http.Request) {
 		words:   words,
 		finish:  finish,
 		usage:   usage{Prompt: promptTokens, Completion: len(words)},
+	}
+	if t := toolToCall(&req); t != nil && mode == "" {
+		args := t.arguments(prompt)
+		c.tool = &toolCall{id: toolCallID(t.Function.Name, promptTokens), name: t.Function.Name, arguments: args}
+		c.finish, c.usage.Completion = "tool_calls", countTokens(args)
+		if !req.Stream {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(c.toolResponse())
+			return
+		}
+		h.streamToolCall(w, c, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+		return
 	}
 	if !req.Stream {
 		if mode == "midstream" {

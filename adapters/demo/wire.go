@@ -16,6 +16,8 @@ type completion struct {
 	words   []string
 	finish  string
 	usage   usage
+	// tool is set when the answer is a tool call.
+	tool *toolCall
 }
 
 type usage struct {
