@@ -279,10 +279,11 @@ func (e *UpstreamError) Error() string {
 	return "upstream " + string(e.Kind) + ": " + e.Message
 }
 
-// RequestError is a request a translator refuses because the target
-// provider cannot carry one of its fields without changing its meaning;
-// the client gets a 400 naming the field.
+// RequestError is a request the gateway refuses: it is malformed, or the
+// target provider cannot carry one of its fields without changing its
+// meaning. The client gets a 400 naming the field.
 type RequestError struct {
+	// Param is the request field at fault, in OpenAI's "param" sense.
 	Param   string
 	Message string
 }

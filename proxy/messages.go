@@ -1,11 +1,9 @@
 package proxy
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 
-	"portcullis/adapters"
 	"portcullis/adapters/anthropic"
 )
 
@@ -24,11 +22,7 @@ func (s *Server) messages(c *call) {
 	}
 	req, err := anthropic.ParseMessagesRequest(body)
 	if err != nil {
-		var re *adapters.RequestError
-		if !errors.As(err, &re) {
-			re = &adapters.RequestError{Message: err.Error()}
-		}
-		c.fail(http.StatusBadRequest, "bad_request", "invalid_request_error", "invalid_request", re.Param, re.Message)
+		badRequest(c, err)
 		return
 	}
 	s.serveChat(c, id, &chatCall{

@@ -6,11 +6,7 @@
 package anthropic
 
 import (
-	"bytes"
-	"context"
-	"fmt"
 	"net/http"
-	"strings"
 
 	"portcullis/adapters"
 )
@@ -23,11 +19,7 @@ const Version = "2023-06-01"
 
 // Provider reaches Anthropic's Messages API.
 type Provider struct {
-	name    string
-	baseURL string
-	secrets []string
-	headers http.Header
-	client  *http.Client
+	adapters.Upstream
 }
 
 var _ adapters.Provider = (*Provider)(nil)
@@ -42,8 +34,8 @@ type Options struct {
 	APIKey string
 	// Headers are sent with every request (anthropic-beta, say).
 	Headers map[string]string
-	// Transport carries the requests. Zero value: http.DefaultTransport's
-	// settings in a transport of the provider's own.
+	// Transport carries the requests. Zero value: a transport of the
+	// provider's own, tuned for many concurrent long-lived streams.
 	Transport http.RoundTripper
 	// UserAgent identifies the gateway upstream.
 	UserAgent string
@@ -60,65 +52,20 @@ func New(o Options) *Provider {
 	if o.UserAgent != "" {
 		h.Set("User-Agent", o.UserAgent)
 	}
+	secrets := adapters.SecretHeaderValues(o.Headers)
 	if o.APIKey != "" {
 		h.Set("X-Api-Key", o.APIKey)
+		secrets = append(secrets, o.APIKey)
 	}
 	base := o.BaseURL
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	t := o.Transport
-	if t == nil {
-		t = http.DefaultTransport.(*http.Transport).Clone()
-	}
-	var secrets []string
-	if o.APIKey != "" {
-		secrets = append(secrets, o.APIKey)
-	}
-	for _, v := range o.Headers {
-		if len(v) >= 12 {
-			secrets = append(secrets, v)
-		}
-	}
-	return &Provider{
-		name:    o.Name,
-		baseURL: strings.TrimRight(base, "/"),
-		secrets: secrets,
-		headers: h,
-		client:  &http.Client{Transport: t},
-	}
-}
-
-// Name implements adapters.Provider.
-func (p *Provider) Name() string { return p.name }
-
-// Send implements adapters.Provider. Only the provider's own headers go
-// upstream: nothing of the client's request but the body.
-func (p *Provider) Send(ctx context.Context, call *adapters.Call) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.baseURL+call.Path, bytes.NewReader(call.Body))
-	if err != nil {
-		return nil, fmt.Errorf("provider %s: %w", p.name, err)
-	}
-	for k, v := range p.headers {
-		req.Header[k] = v
-	}
-	if call.Stream {
-		req.Header.Set("Accept", "text/event-stream")
-	} else {
-		req.Header.Set("Accept", "application/json")
-	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("provider %s: %w", p.name, err)
-	}
-	return resp, nil
-}
-
-// Redact removes the provider's key and long header values from upstream
-// text before it is shown to a client or logged.
-func (p *Provider) Redact(s string) string {
-	for _, secret := range p.secrets {
-		s = strings.ReplaceAll(s, secret, "[redacted]")
-	}
-	return s
+	return &Provider{adapters.NewUpstream(adapters.UpstreamOptions{
+		Name:      o.Name,
+		BaseURL:   base,
+		Headers:   h,
+		Secrets:   secrets,
+		Transport: o.Transport,
+	})}
 }

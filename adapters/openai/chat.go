@@ -10,17 +10,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+
+	"portcullis/adapters"
 )
 
 // RequestError is a request the gateway refuses before forwarding it; its
-// message names the offending field.
-type RequestError struct {
-	// Param is the request field at fault, in OpenAI's "param" sense.
-	Param   string
-	Message string
-}
-
-func (e *RequestError) Error() string { return e.Message }
+// message names the offending field (Param, in OpenAI's sense).
+type RequestError = adapters.RequestError
 
 // ChatRequest is what the gateway reads from a chat completions body. The
 // body itself is kept and forwarded byte for byte, except for the fields
