@@ -224,3 +224,23 @@ func TestDemoModelStreamsWordByWord(t *testing.T) {
 		t.Errorf("record = %+v", rec)
 	}
 }
+
+// A client that hangs up right after [DONE], while the upstream is still
+// closing its side, received the whole answer: the call succeeded.
+func TestClientLeavingAfterDoneIsNotADisconnect(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.upstream.HoldAfterEnd = make(chan struct{})
+	defer close(h.upstream.HoldAfterEnd)
+	resp := h.post(engKey, `{"model":"smart","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	r := bufio.NewReader(resp.Body)
+	for {
+		if ev := testkit.ReadEvent(t, r); strings.HasPrefix(ev, "data: [DONE]") {
+			break
+		}
+	}
+	resp.Body.Close()
+	rec := h.records.last(t, 1)
+	if rec.Status != 200 || rec.ErrorClass != "" || rec.CompletionTokens != 7 {
+		t.Errorf("record status %d class %q tokens %d; the client got the whole answer", rec.Status, rec.ErrorClass, rec.CompletionTokens)
+	}
+}

@@ -33,6 +33,9 @@ func (s *Server) relayStream(c *call, resp *http.Response, clientWantsUsage bool
 		ev, err := events.Next()
 		if err != nil {
 			switch {
+			case sawEnd:
+				// The whole answer was relayed: a client that hangs up
+				// right after [DONE] did not abandon the call.
 			case c.r.Context().Err() != nil:
 				s.clientGone(c)
 			case !errors.Is(err, io.EOF):

@@ -13,12 +13,13 @@ trap 'rm -f "$out"' EXIT
   echo "Each benchmark runs 5 times; \`go test -run '^\$' -bench . -benchmem -count 5\` in each package."
   echo
   echo "- \`authz\` BenchmarkDecide: one decision of the default policy (policies/). *cached*: a repeat call, answered from the decision cache; *evaluated*: a full Rego evaluation through the prepared query, as for every new input. p50/p99 are over the benchmark's own calls."
+  echo "- \`authn\` BenchmarkVerifyCached / BenchmarkVerifyUncached: verifying a service-account JWT (RS256) when it was seen before (answered from the verification cache, keyed by the token's hash) and when it is new (signature check and claim checks)."
   echo "- \`adapters/openai\` BenchmarkParseAndEncode: reading a chat request and rewriting its model and stream options."
   echo "- \`proxy\` BenchmarkChat: one call through the whole gateway in process (API key, policy, passthrough, audit to memory) against a local fake upstream, over loopback HTTP."
   echo "- \`audit\` BenchmarkWrite: audit records through Log.Write to a file sink, end to end (encoding on the caller, sealing into the hash chain and writing on the sink's writer goroutine; the run ends when Close has written the last record). *records/s* is that throughput, *allocs/op* the allocations per record; *parallel*: writers on every CPU; *rotate-1MiB*: a new file (with its checkpoint) every MiB; *fsync-1s*: fsync once a second."
   echo
   echo '```'
-  for pkg in ./authz ./adapters/openai ./proxy ./audit; do
+  for pkg in ./authz ./authn ./adapters/openai ./proxy ./audit; do
     go test -run '^$' -bench . -benchmem -count 5 "$pkg" | grep -E '^(Benchmark|pkg:)'
   done
   echo '```'

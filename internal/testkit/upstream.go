@@ -52,6 +52,10 @@ type Upstream struct {
 	// Hold, when not nil, pauses every stream after its first event until
 	// the channel is closed.
 	Hold chan struct{}
+	// HoldAfterEnd, when not nil, keeps every stream open after its last
+	// event until the channel is closed or the caller goes away, as an
+	// upstream that is slow to close its connection does.
+	HoldAfterEnd chan struct{}
 	// Cancelled receives one value each time a request's context ends
 	// before its response was complete.
 	Cancelled chan struct{}
@@ -144,6 +148,12 @@ func (u *Upstream) stream(w http.ResponseWriter, r *http.Request, fixture string
 				u.signal(u.Cancelled)
 				return
 			}
+		}
+	}
+	if u.HoldAfterEnd != nil {
+		select {
+		case <-u.HoldAfterEnd:
+		case <-r.Context().Done():
 		}
 	}
 	u.signal(u.Finished)
