@@ -92,6 +92,22 @@ models contains m if {
 	some m in input.models
 	may_use(m)
 	in_scope(m)
+	reachable(m)
+	not outside_working_hours
+}
+
+# reachable says the caller's network may call the model.
+reachable(model) if not sensitive(model)
+
+reachable(model) if {
+	sensitive(model)
+	from_trusted_network
+}
+
+outside_working_hours if {
+	some g in groups
+	g in tables.working_hours.groups
+	not working_hours
 }
 
 in_scope(_) if not input.identity.claims.models

@@ -72,6 +72,14 @@ test_scoped_credential_sees_only_its_models if {
 	visible == {"gpt-4o-mini"}
 }
 
+test_models_hides_what_the_network_or_hour_forbids if {
+	outside := object.union(person(["engineering"], ""), {"models": ["o3-pro", "gpt-4.1"], "request": {"client_ip": "203.0.113.9"}})
+	visible := portcullis.models with input as outside
+	visible == {"gpt-4.1"}
+	sunday := object.union(person(["contractors"], ""), {"models": ["gpt-4o-mini"], "time": {"unix": sunday_morning}})
+	count(portcullis.models) == 0 with input as sunday
+}
+
 # --- Budgets and rate limits ---------------------------------------------------
 
 test_budgets_per_group_and_per_user if {
