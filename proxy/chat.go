@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -21,16 +20,6 @@ const statusClientClosed = 499
 // maxResponseBytes bounds a non-streamed upstream response.
 const maxResponseBytes = 64 << 20
 
-// badRequest answers 400 for a body the gateway refuses, naming the field
-// at fault when the parser or translator said which.
-func badRequest(c *call, err error) {
-	var re *adapters.RequestError
-	if !errors.As(err, &re) {
-		re = &adapters.RequestError{Message: err.Error()}
-	}
-	c.fail(http.StatusBadRequest, "bad_request", "invalid_request_error", "invalid_request", re.Param, re.Message)
-}
-
 // chatCompletions serves POST /v1/chat/completions.
 func (s *Server) chatCompletions(c *call) {
 	id, ok := s.authenticate(c)
@@ -43,7 +32,7 @@ func (s *Server) chatCompletions(c *call) {
 	}
 	req, err := openai.ParseChatRequest(body)
 	if err != nil {
-		badRequest(c, err)
+		s.refuseRequest(c, err)
 		return
 	}
 	s.serveChat(c, id, &chatCall{

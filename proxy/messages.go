@@ -22,7 +22,7 @@ func (s *Server) messages(c *call) {
 	}
 	req, err := anthropic.ParseMessagesRequest(body)
 	if err != nil {
-		badRequest(c, err)
+		s.refuseRequest(c, err)
 		return
 	}
 	s.serveChat(c, id, &chatCall{
