@@ -78,32 +78,34 @@ func newProvider(pc config.Provider, version string) (adapters.Provider, error) 
 			UserAgent: ua,
 		}), nil
 	case "openai":
-		headers := make(map[string]string, len(pc.Headers))
-		for k, v := range pc.Headers {
-			headers[k] = v.Reveal()
-		}
 		return openai.New(openai.Options{
 			Name:      pc.Name,
 			BaseURL:   pc.BaseURL,
 			APIKey:    pc.APIKey.Reveal(),
-			Headers:   headers,
+			Headers:   revealHeaders(pc.Headers),
 			UserAgent: ua,
 		}), nil
 	case "anthropic":
-		headers := make(map[string]string, len(pc.Headers))
-		for k, v := range pc.Headers {
-			headers[k] = v.Reveal()
-		}
 		return anthropic.New(anthropic.Options{
 			Name:      pc.Name,
 			BaseURL:   pc.BaseURL,
 			APIKey:    pc.APIKey.Reveal(),
-			Headers:   headers,
+			Headers:   revealHeaders(pc.Headers),
 			UserAgent: ua,
 		}), nil
 	default:
 		return nil, fmt.Errorf("provider %s: unknown type %q", pc.Name, pc.Type)
 	}
+}
+
+// revealHeaders gives a provider its configured headers' values, which
+// the configuration keeps as secrets.
+func revealHeaders(h map[string]config.Secret) map[string]string {
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		out[k] = v.Reveal()
+	}
+	return out
 }
 
 // listModels serves GET /v1/models: the models this gateway can serve.
