@@ -31,13 +31,24 @@ type handlerFunc func(c *call)
 // endpoint wraps a handler with what every audited endpoint shares: a
 // request id, method check, timing, and the audit record.
 func (s *Server) endpoint(method string, h handlerFunc) http.HandlerFunc {
+	return s.wrap(method, false, h)
+}
+
+// anthropicEndpoint is endpoint for Anthropic's API: every error the call
+// gets, the wrapper's own (405, 503) included, is in Anthropic's shape.
+func (s *Server) anthropicEndpoint(method string, h handlerFunc) http.HandlerFunc {
+	return s.wrap(method, true, h)
+}
+
+func (s *Server) wrap(method string, anthropicErrors bool, h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.inflight.Add(1)
 		defer s.inflight.Done()
 		c := &call{
-			w:     &responseWriter{ResponseWriter: w},
-			r:     r,
-			start: time.Now(),
+			w:               &responseWriter{ResponseWriter: w},
+			r:               r,
+			start:           time.Now(),
+			anthropicErrors: anthropicErrors,
 		}
 		c.w.start = c.start
 		c.rec = audit.Record{

@@ -233,3 +233,37 @@ func TestPolicyErrorFailsClosed(t *testing.T) {
 		t.Error("a call reached the upstream under a broken policy")
 	}
 }
+
+// /v1/messages answers every error in Anthropic's shape, the wrapper's own
+// 405 included, so Anthropic's SDKs can read it.
+func TestMessagesErrorsInAnthropicShape(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	for _, tc := range []struct {
+		method, key string
+		status      int
+	}{
+		{http.MethodGet, engKey, 405},
+		{http.MethodPost, "", 401},
+	} {
+		req, _ := http.NewRequest(tc.method, h.url+"/v1/messages", strings.NewReader(`{}`))
+		if tc.key != "" {
+			req.Header.Set("X-Api-Key", tc.key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readAll(t, resp.Body)
+		resp.Body.Close()
+		var e struct {
+			Type  string `json:"type"`
+			Error struct {
+				Type    string `json:"type"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if resp.StatusCode != tc.status || json.Unmarshal(body, &e) != nil || e.Type != "error" || e.Error.Type == "" || e.Error.Message == "" {
+			t.Errorf("%s /v1/messages: %d %s", tc.method, resp.StatusCode, body)
+		}
+	}
+}

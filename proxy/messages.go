@@ -11,7 +11,6 @@ import (
 // through to an Anthropic provider, translated for any other. Errors go
 // back in Anthropic's shape, so Anthropic's SDKs read them.
 func (s *Server) messages(c *call) {
-	c.anthropicErrors = true
 	id, ok := s.authenticate(c)
 	if !ok {
 		return

@@ -116,7 +116,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) routesMux() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/chat/completions", s.endpoint(http.MethodPost, s.chatCompletions))
-	mux.HandleFunc("/v1/messages", s.endpoint(http.MethodPost, s.messages))
+	mux.HandleFunc("/v1/messages", s.anthropicEndpoint(http.MethodPost, s.messages))
 	mux.HandleFunc("/v1/models", s.endpoint(http.MethodGet, s.listModels))
 	mux.HandleFunc("/healthz", s.healthz)
 	mux.HandleFunc("/readyz", s.readyz)
