@@ -46,6 +46,12 @@ type Server struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// ReadHeaderTimeout bounds the time to read request headers. Zero value: 10s.
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// TrustedProxies are the networks (CIDRs) of the load balancers in
+	// front of the gateway. A request from one of them is taken to come
+	// from the address it names in X-Forwarded-For; the header is ignored
+	// from anyone else, so clients cannot choose their own address.
+	// Zero value: none; the client address is the connection's peer.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Log configures the application log.

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -22,6 +23,11 @@ func (c *Config) validate(l *loader) []FieldError {
 	if c.Metrics.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
 			l.fail("metrics.listen", "%q is not host:port; write it like 127.0.0.1:9090, or leave it out to serve no metrics", c.Metrics.Listen)
+		}
+	}
+	for i, cidr := range c.Server.TrustedProxies {
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			l.fail(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is not a network; write it like 10.0.0.0/8 or 192.0.2.7/32", cidr)
 		}
 	}
 	if c.Server.MaxBodyBytes < 0 {

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"portcullis/audit"
@@ -54,7 +56,7 @@ func (s *Server) wrap(method string, anthropicErrors bool, h handlerFunc) http.H
 		c.rec = audit.Record{
 			Time:      c.start,
 			RequestID: newRequestID(),
-			ClientIP:  clientIP(r),
+			ClientIP:  s.clientIP(r),
 			UserAgent: r.UserAgent(),
 			Method:    r.Method,
 			Endpoint:  r.URL.Path,
@@ -241,12 +243,49 @@ func newRequestID() string {
 	return "req_" + hex.EncodeToString(b[:])
 }
 
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+// clientIP is the caller's address: the connection's peer or, when the
+// peer is a trusted proxy, the nearest address in X-Forwarded-For that is
+// not a trusted proxy itself — the right-most untrusted hop, which a client
+// cannot forge by sending the header itself.
+func (s *Server) clientIP(r *http.Request) string {
+	peer := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(peer); err == nil {
+		peer = host
 	}
-	return host
+	if len(s.trustedProxies) == 0 || !s.trustedProxy(peer) {
+		return peer
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		addr, err := netip.ParseAddr(hop)
+		if err != nil {
+			// A malformed hop ends what can be believed.
+			return peer
+		}
+		if !s.trustedProxy(hop) {
+			return addr.Unmap().String()
+		}
+		peer = addr.Unmap().String()
+	}
+	return peer
+}
+
+func (s *Server) trustedProxy(ip string) bool {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	addr = addr.Unmap()
+	for _, p := range s.trustedProxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // responseWriter records the status and when the first body byte went out.

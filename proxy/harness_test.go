@@ -56,6 +56,8 @@ type harnessOptions struct {
 	grace string
 	// observer is the server's Observer.
 	observer proxy.Observer
+	// trustedProxies is server.trusted_proxies, as a YAML list.
+	trustedProxies string
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
@@ -71,11 +73,15 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	if o.grace == "" {
 		o.grace = "30s"
 	}
+	if o.trustedProxies == "" {
+		o.trustedProxies = "[]"
+	}
 	dir := t.TempDir()
 	yaml := fmt.Sprintf(`
 server:
   max_body_bytes: 4096
   shutdown_grace: %s
+  trusted_proxies: %s
 providers:
   - name: upstream
     type: openai
@@ -108,7 +114,7 @@ policy:
   dir: %s
 audit:
   file: %s
-`, o.grace, up.URL, upstreamKey, o.providers, o.models, authn.HashKey(engKey), authn.HashKey(demoKey), o.policyDir, filepath.Join(dir, "audit.log"))
+`, o.grace, o.trustedProxies, up.URL, upstreamKey, o.providers, o.models, authn.HashKey(engKey), authn.HashKey(demoKey), o.policyDir, filepath.Join(dir, "audit.log"))
 	cfg, err := config.Parse(filepath.Join(dir, "config.yaml"), []byte(yaml), os.LookupEnv)
 	if err != nil {
 		t.Fatal(err)

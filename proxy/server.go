@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,18 +25,20 @@ import (
 
 // Server is the gateway. Build it with New, then call Serve.
 type Server struct {
-	cfg      *config.Config
-	log      *zap.Logger
-	authn    authn.Authenticator
-	policy   *authz.Engine
-	audit    Auditor
-	minter   *authn.Minter // nil: minting is off
-	routes   map[string]*route
-	disabled map[string]string // model name → why its provider is off
-	models   []string          // enabled model names, in config order
-	statuses []providerStatus
-	started  time.Time
-	version  string
+	cfg    *config.Config
+	log    *zap.Logger
+	authn  authn.Authenticator
+	policy *authz.Engine
+	audit  Auditor
+	minter *authn.Minter // nil: minting is off
+	// trustedProxies are the load balancers whose X-Forwarded-For is believed.
+	trustedProxies []netip.Prefix
+	routes         map[string]*route
+	disabled       map[string]string // model name → why its provider is off
+	models         []string          // enabled model names, in config order
+	statuses       []providerStatus
+	started        time.Time
+	version        string
 
 	ready    atomic.Bool
 	cutting  atomic.Bool // the shutdown grace period is over
@@ -99,6 +102,13 @@ func New(o Options) (*Server, error) {
 		version: o.Version,
 	}
 	s.observer = o.Observer
+	for _, cidr := range o.Config.Server.TrustedProxies {
+		p, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			return nil, fmt.Errorf("server.trusted_proxies: %w", err)
+		}
+		s.trustedProxies = append(s.trustedProxies, p.Masked())
+	}
 	if a, ok := o.Audit.(interface{ Available() error }); ok {
 		s.auditReady = a.Available
 	}

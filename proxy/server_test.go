@@ -148,3 +148,35 @@ func TestHealthAndModels(t *testing.T) {
 		t.Errorf("models call record %+v", rec)
 	}
 }
+
+// X-Forwarded-For is believed only from a trusted proxy, and then only up
+// to the nearest hop that is not one: a client cannot pick its address.
+func TestClientIPBehindTrustedProxies(t *testing.T) {
+	for _, tc := range []struct {
+		name, trusted, forwarded, want string
+	}{
+		{"no proxy is trusted", "[]", "203.0.113.9", "127.0.0.1"},
+		{"from a trusted proxy", "[127.0.0.0/8]", "203.0.113.9", "203.0.113.9"},
+		{"a client's own header is not believed", "[127.0.0.0/8]", "198.51.100.1, 203.0.113.9", "203.0.113.9"},
+		{"a chain of trusted proxies", "[127.0.0.0/8, 10.0.0.0/8]", "203.0.113.9, 10.0.0.5", "203.0.113.9"},
+		{"a malformed hop", "[127.0.0.0/8]", "not-an-address", "127.0.0.1"},
+		{"no header", "[127.0.0.0/8]", "", "127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{trustedProxies: tc.trusted})
+			req, _ := http.NewRequest(http.MethodPost, h.url+"/v1/chat/completions", strings.NewReader(chatBody))
+			req.Header.Set("Authorization", "Bearer "+engKey)
+			if tc.forwarded != "" {
+				req.Header.Set("X-Forwarded-For", tc.forwarded)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := h.records.last(t, 1).ClientIP; got != tc.want {
+				t.Errorf("client ip %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
