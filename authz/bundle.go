@@ -141,7 +141,7 @@ func runTests(ctx context.Context, b *bundle, tests map[string]*ast.Module) erro
 	for name, m := range tests {
 		modules[name] = m
 	}
-	ch, err := tester.NewRunner().SetStore(b.store()).Run(ctx, modules)
+	ch, err := tester.NewRunner().SetStore(b.store()).SetModules(modules).RunTests(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("load policy: run tests: %w", err)
 	}

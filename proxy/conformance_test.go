@@ -50,7 +50,6 @@ type want struct {
 	model                  string
 	text, toolText         string
 	usage, toolUsage       [2]int // prompt, completion
-	anthropicInputOf       func(prompt int) int
 	rateLimitRetryAfter    string
 	failRateLimit          func()
 	failAuth               func()

@@ -29,7 +29,7 @@ func policyTest(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("policy test: %w", err)
 	}
-	ch, err := tester.NewRunner().SetStore(store).CapturePrintOutput(true).Run(context.Background(), modules)
+	ch, err := tester.NewRunner().SetStore(store).CapturePrintOutput(true).SetModules(modules).RunTests(context.Background(), nil)
 	if err != nil {
 		return fmt.Errorf("policy test: %w", err)
 	}
