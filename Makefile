@@ -2,6 +2,8 @@
 # measures the gateway against the alternatives and writes BENCHMARKS.md.
 
 GO ?= go
+# Pinned tool versions, fetched through the Go module proxy by `go run`.
+STATICCHECK_VERSION ?= v0.8.2
 export CGO_ENABLED ?= 1
 
 .PHONY: all build deps test vet unit policy-test bench-test fuzz bench bench-go clean
@@ -20,6 +22,7 @@ deps:
 vet:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt: these files need formatting:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) -checks inherit,-S1025 ./...
 
 # PORTCULLIS_E2E_REQUIRE makes e2e tests that need a real part (Dex, built
 # from e2e/idp on first use) fail instead of skipping when it is missing.
