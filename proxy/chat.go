@@ -11,6 +11,7 @@ import (
 
 	"portcullis/adapters"
 	"portcullis/adapters/openai"
+	"portcullis/authn"
 )
 
 // statusClientClosed is the status recorded (never sent) for a call the
@@ -20,13 +21,20 @@ const statusClientClosed = 499
 // maxResponseBytes bounds a non-streamed upstream response.
 const maxResponseBytes = 64 << 20
 
-// chatCompletions serves POST /v1/chat/completions.
-func (s *Server) chatCompletions(c *call) {
+// admit authenticates a call of an inbound API and reads its body, or
+// answers why not (401, 413, 400).
+func (s *Server) admit(c *call) (*authn.Identity, []byte, bool) {
 	id, ok := s.authenticate(c)
 	if !ok {
-		return
+		return nil, nil, false
 	}
 	body, ok := s.readBody(c)
+	return id, body, ok
+}
+
+// chatCompletions serves POST /v1/chat/completions.
+func (s *Server) chatCompletions(c *call) {
+	id, body, ok := s.admit(c)
 	if !ok {
 		return
 	}

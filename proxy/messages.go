@@ -11,11 +11,7 @@ import (
 // through to an Anthropic provider, translated for any other. Errors go
 // back in Anthropic's shape, so Anthropic's SDKs read them.
 func (s *Server) messages(c *call) {
-	id, ok := s.authenticate(c)
-	if !ok {
-		return
-	}
-	body, ok := s.readBody(c)
+	id, body, ok := s.admit(c)
 	if !ok {
 		return
 	}
