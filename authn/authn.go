@@ -62,9 +62,15 @@ type Chain []Authenticator
 // ErrNoCredential if the request presented nothing, and ErrInvalidCredential
 // if it presented something nobody accepts.
 func (c Chain) Authenticate(r *http.Request) (*Identity, error) {
+	// An authenticator may say more than "no credential" (a session that
+	// ended, say); the most telling such answer is the one returned.
+	none := ErrNoCredential
 	for _, a := range c {
 		id, err := a.Authenticate(r)
 		if errors.Is(err, ErrNoCredential) {
+			if err != ErrNoCredential {
+				none = err
+			}
 			continue
 		}
 		return id, err
@@ -72,7 +78,7 @@ func (c Chain) Authenticate(r *http.Request) (*Identity, error) {
 	if BearerToken(r) != "" {
 		return nil, ErrInvalidCredential
 	}
-	return nil, ErrNoCredential
+	return nil, none
 }
 
 // BearerToken returns the credential of the request: the token of an

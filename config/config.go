@@ -29,6 +29,8 @@ type Config struct {
 	Audit Audit `yaml:"audit"`
 	// Metrics configures the Prometheus listener.
 	Metrics Metrics `yaml:"metrics"`
+	// SSO configures browser sign-in, sessions and the portal (sso.go).
+	SSO SSO `yaml:"sso"`
 
 	// Path is the file the configuration was loaded from; relative paths in
 	// the file are resolved against its folder.

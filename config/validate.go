@@ -103,6 +103,7 @@ func (c *Config) validate(l *loader) []FieldError {
 	}
 	c.validateIdentity(l)
 	c.validateAudit(l)
+	c.validateSSO(l)
 	return l.errs
 }
 
