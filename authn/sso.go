@@ -222,6 +222,12 @@ func NewSSO(c config.SSO, o SSOOptions) (*SSO, error) {
 	return s, nil
 }
 
+// RenderErrorsWith has the flow answer browsers with render's pages; call
+// it before serving.
+func (s *SSO) RenderErrorsWith(render func(w http.ResponseWriter, r *http.Request, status int, message string)) {
+	s.renderError = render
+}
+
 // Providers lists the identity providers in the configured order.
 func (s *SSO) Providers() []SSOProviderInfo {
 	out := make([]SSOProviderInfo, len(s.providers))

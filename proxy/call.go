@@ -208,9 +208,22 @@ func (s *Server) authenticate(c *call) (*authn.Identity, bool) {
 	}
 	h := c.w.Header()
 	if errors.Is(err, authn.ErrNoCredential) {
+		if s.sso != nil && browserNavigation(c.r) {
+			c.rec.ErrorClass, c.rec.Error = "authentication", "not signed in: sent to sign in"
+			http.Redirect(c.w, c.r, authn.SignInURL(c.r.URL.RequestURI()), http.StatusFound)
+			return nil, false
+		}
 		h.Set("WWW-Authenticate", `Bearer realm="portcullis"`)
-		c.fail(http.StatusUnauthorized, "authentication", "invalid_request_error", "missing_api_key", "",
-			"no credential: send your Portcullis API key as \"Authorization: Bearer <key>\" or \"x-api-key: <key>\"")
+		msg := "no credential: send your Portcullis API key as \"Authorization: Bearer <key>\" or \"x-api-key: <key>\""
+		if ended := (*authn.SessionEnded)(nil); errors.As(err, &ended) {
+			msg = "your browser session ended: " + ended.Reason
+		}
+		c.fail(http.StatusUnauthorized, "authentication", "invalid_request_error", "missing_api_key", "", msg)
+		return nil, false
+	}
+	if refusal := (*authn.CSRFRefusal)(nil); errors.As(err, &refusal) {
+		c.fail(http.StatusForbidden, "csrf", "invalid_request_error", "csrf_failed", "",
+			refusal.Error()+"; scripts on the gateway's pages send the session's CSRF cookie back in "+authn.CSRFHeader+", programs send a bearer token")
 		return nil, false
 	}
 	reason := "the API key is unknown or revoked"
@@ -232,6 +245,10 @@ func (s *Server) identify(c *call) {
 }
 
 func (s *Server) notFound(c *call) {
+	if s.sso != nil && c.r.URL.Path == "/" && browserNavigation(c.r) {
+		http.Redirect(c.w, c.r, authn.HomePath, http.StatusFound)
+		return
+	}
 	s.identify(c)
 	c.fail(http.StatusNotFound, "not_found", "invalid_request_error", "unknown_url", "",
 		"unknown request URL: "+c.r.Method+" "+c.r.URL.Path)

@@ -58,6 +58,9 @@ type harnessOptions struct {
 	observer proxy.Observer
 	// trustedProxies is server.trusted_proxies, as a YAML list.
 	trustedProxies string
+	// ssoIssuer, when set, turns on browser sign-in with this OIDC
+	// provider (client portcullis, secret test-secret) and token minting.
+	ssoIssuer string
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
@@ -77,7 +80,8 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		o.trustedProxies = "[]"
 	}
 	dir := t.TempDir()
-	yaml := fmt.Sprintf(`
+	ts := httptest.NewUnstartedServer(nil)
+	yaml := ssoYAML(o.ssoIssuer, "http://"+ts.Listener.Addr().String(), dir) + fmt.Sprintf(`
 server:
   max_body_bytes: 4096
   shutdown_grace: %s
@@ -123,6 +127,22 @@ audit:
 	if err != nil {
 		t.Fatal(err)
 	}
+	chain := authn.Chain{keys}
+	var minter *authn.Minter
+	var sso *authn.SSO
+	if o.ssoIssuer != "" {
+		if minter, err = authn.NewMinter(cfg.Identity.Tokens); err != nil {
+			t.Fatal(err)
+		}
+		jwts, err := authn.NewJWTs(context.Background(), nil, authn.JWTOptions{Minted: minter})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sso, err = authn.NewSSO(cfg.SSO, authn.SSOOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		chain = append(chain, jwts, sso)
+	}
 	policy, err := authz.Load(context.Background(), cfg.Policy.Dir)
 	if err != nil {
 		t.Fatal(err)
@@ -135,14 +155,39 @@ audit:
 	logs := &syncBuffer{}
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logs), zapcore.DebugLevel))
 	srv, err := proxy.New(proxy.Options{
-		Config: cfg, Logger: logger, Authenticator: authn.Chain{keys}, Policy: policy, Audit: auditor, Version: "test", Observer: o.observer,
+		Config: cfg, Logger: logger, Authenticator: chain, Policy: policy, Audit: auditor, Version: "test", Observer: o.observer,
+		Minter: minter, SSO: sso,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv.Handler())
+	ts.Config.Handler = srv.Handler()
+	ts.Start()
 	t.Cleanup(ts.Close)
 	return &harness{t: t, srv: srv, url: ts.URL, ts: ts, upstream: up, records: rec, logs: logs, policy: policy}
+}
+
+// ssoYAML is the sso and identity.tokens sections for a gateway at
+// publicURL signing in with issuer; nothing when issuer is empty.
+func ssoYAML(issuer, publicURL, dir string) string {
+	if issuer == "" {
+		return ""
+	}
+	return fmt.Sprintf(`
+sso:
+  public_url: %s
+  session:
+    keys: [MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=]
+  providers:
+    - name: corp
+      display_name: Corp SSO
+      issuer: %s
+      client_id: portcullis
+      client_secret: test-secret
+identity:
+  tokens:
+    signing_key_file: %s
+`, publicURL, issuer, filepath.Join(dir, "signing.pem"))
 }
 
 // post sends a chat completions request with the given key and body.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"portcullis/adapters/demo"
 	"portcullis/adapters/openai"
 	"portcullis/audit"
+	"portcullis/authn"
 	"portcullis/authz"
 	"portcullis/config"
 )
@@ -115,11 +117,7 @@ func (s *Server) listModels(c *call) {
 		return
 	}
 	began := time.Now()
-	visible, err := s.policy.Models(c.r.Context(), &authz.Input{
-		Identity: id,
-		Request:  authz.Request{API: "models", ClientIP: c.rec.ClientIP, UserAgent: c.rec.UserAgent},
-		Time:     c.start,
-	}, s.models)
+	visible, err := s.visibleModels(c.r.Context(), id, c.rec.ClientIP, c.rec.UserAgent, c.start)
 	c.rec.PolicyLatency = time.Since(began)
 	c.rec.Decision = audit.Decision{Evaluated: true, Allow: err == nil, Revision: s.policy.Revision()}
 	if err != nil {
@@ -143,6 +141,15 @@ func (s *Server) listModels(c *call) {
 		list.Data = append(list.Data, model{ID: name, Object: "model", Created: s.started.Unix(), OwnedBy: s.routes[name].provider.Name()})
 	}
 	writeJSON(c.w, http.StatusOK, list)
+}
+
+// visibleModels asks the policy which of the gateway's models id may use.
+func (s *Server) visibleModels(ctx context.Context, id *authn.Identity, clientIP, userAgent string, now time.Time) ([]string, error) {
+	return s.policy.Models(ctx, &authz.Input{
+		Identity: id,
+		Request:  authz.Request{API: "models", ClientIP: clientIP, UserAgent: userAgent},
+		Time:     now,
+	}, s.models)
 }
 
 // readyz says whether the gateway can serve: configuration, policy and

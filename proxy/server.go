@@ -21,6 +21,7 @@ import (
 	"portcullis/authn"
 	"portcullis/authz"
 	"portcullis/config"
+	"portcullis/portal"
 )
 
 // Server is the gateway. Build it with New, then call Serve.
@@ -31,6 +32,8 @@ type Server struct {
 	policy *authz.Engine
 	audit  Auditor
 	minter *authn.Minter // nil: minting is off
+	sso    *authn.SSO    // nil: browser sign-in is off
+	portal *portal.Portal
 	// trustedProxies are the load balancers whose X-Forwarded-For is believed.
 	trustedProxies []netip.Prefix
 	routes         map[string]*route
@@ -71,6 +74,10 @@ type Options struct {
 	// Observer, when set, is shown every call's record after it is
 	// written, for metrics.
 	Observer Observer
+	// SSO, when set, serves browser sign-in (/oauth2/...) and the portal
+	// (/portal/), and lets session cookies authenticate calls. The
+	// Authenticator should include it, last.
+	SSO *authn.SSO
 }
 
 // Observer is told about every call once it ended. The metrics package
@@ -115,6 +122,10 @@ func New(o Options) (*Server, error) {
 	if err := s.buildRoutes(); err != nil {
 		return nil, err
 	}
+	if o.SSO != nil {
+		s.sso = o.SSO
+		s.portal = s.newPortal()
+	}
 	s.handler = s.routesMux()
 	s.ready.Store(true)
 	return s, nil
@@ -132,7 +143,11 @@ func (s *Server) routesMux() http.Handler {
 	mux.HandleFunc("/readyz", s.readyz)
 	s.tokenRoutes(mux)
 	mux.HandleFunc("/", s.endpoint("", s.notFound))
-	return mux
+	if s.sso == nil {
+		return mux
+	}
+	s.signInRoutes(mux)
+	return s.sso.Middleware(mux)
 }
 
 // Serve listens on the configured address and serves until ctx is

@@ -49,6 +49,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	sso, err := signIn(cfg, log)
+	if err != nil {
+		return err
+	}
+	if sso != nil {
+		// Last: a bearer credential, when a request has one, decides.
+		chain = append(chain, sso)
+	}
 
 	policy, err := authz.New(ctx, authz.Options{Dir: cfg.Policy.Dir, RequireTests: cfg.Policy.RequireTests})
 	if err != nil {
@@ -89,12 +97,55 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Policy:        policy,
 		Audit:         records,
 		Observer:      registry,
+		SSO:           sso,
 		Version:       versionString(),
 	})
 	if err != nil {
 		return err
 	}
 	return srv.Serve(ctx)
+}
+
+// signIn sets up browser sign-in when the sso section lists identity
+// providers, and logs its events.
+func signIn(cfg *config.Config, log *zap.Logger) (*authn.SSO, error) {
+	if !cfg.SSO.Enabled() {
+		return nil, nil
+	}
+	slog := log.Named("sso")
+	sso, err := authn.NewSSO(cfg.SSO, authn.SSOOptions{OnEvent: func(e authn.SSOEvent) {
+		fields := []zap.Field{zap.String("event", e.Kind), zap.String("provider", e.Provider)}
+		if e.Subject != "" {
+			fields = append(fields, zap.String("subject", e.Subject))
+		}
+		switch e.Kind {
+		case "sign_in", "refresh", "sign_out":
+			slog.Info(ssoMessages[e.Kind], fields...)
+		case "groups_overage":
+			slog.Warn(ssoMessages[e.Kind], fields...)
+		default:
+			slog.Warn(ssoMessages[e.Kind], append(fields, zap.Error(e.Err))...)
+		}
+	}})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range cfg.SSO.Providers {
+		log.Info("browser sign-in on", zap.String("provider", p.Name), zap.String("issuer", p.Issuer),
+			zap.String("redirect_uri", cfg.SSO.PublicURL+authn.CallbackPath))
+	}
+	return sso, nil
+}
+
+// ssoMessages are the log messages of sign-in events.
+var ssoMessages = map[string]string{
+	"sign_in":         "signed in",
+	"sign_in_failed":  "sign-in failed",
+	"refresh":         "sign-in renewed with the refresh token",
+	"refresh_failed":  "sign-in renewal failed; the session ended",
+	"session_refused": "session cookie refused",
+	"sign_out":        "signed out",
+	"groups_overage":  "the identity provider left the groups out (too many); the policy sees groups_overage and no groups",
 }
 
 // reloadPolicy keeps the policy current until ctx ends: on SIGHUP, and on
