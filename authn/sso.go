@@ -874,7 +874,8 @@ func oauthErrorText(err error) string {
 			return re.Response.Status
 		}
 	}
-	return "the identity provider could not be reached"
+	// Transport errors name the endpoint and the cause, never a token.
+	return "the identity provider could not be reached: " + err.Error()
 }
 
 func randomToken(n int) string {

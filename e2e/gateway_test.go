@@ -55,7 +55,13 @@ func (g *gateway) URL() string { return "http://" + g.addr }
 // until /readyz answers. The process is stopped when the test ends.
 func startGateway(t *testing.T, cfg string, env ...string) *gateway {
 	t.Helper()
-	addr := freeAddr(t)
+	return startGatewayAt(t, freeAddr(t), cfg, env...)
+}
+
+// startGatewayAt is startGateway on a given address, for a configuration
+// that must know it beforehand (an IdP's redirect URI, say).
+func startGatewayAt(t *testing.T, addr, cfg string, env ...string) *gateway {
+	t.Helper()
 	g := &gateway{addr: addr, stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	g.cmd = exec.Command(binary, "serve", "--config", cfg)
 	g.cmd.Env = append(os.Environ(), append([]string{"PORTCULLIS_LISTEN=" + addr}, env...)...)

@@ -419,11 +419,12 @@ type dex struct {
 
 func (d *dex) issuer() string { return "http://" + d.addr + "/dex" }
 
-// startDex runs Dex on addr and waits for its discovery document.
-func startDex(t *testing.T, bin, addr string) *dex {
+// startDex runs Dex on addr, with any further flags of e2e/idp, and waits
+// for its discovery document.
+func startDex(t *testing.T, bin, addr string, flags ...string) *dex {
 	t.Helper()
 	d := &dex{addr: addr, done: make(chan error, 1), log: &lockedBuffer{}}
-	d.cmd = exec.Command(bin, "-addr", addr)
+	d.cmd = exec.Command(bin, append([]string{"-addr", addr}, flags...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

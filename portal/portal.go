@@ -9,8 +9,8 @@ package portal
 
 import (
 	"embed"
-	"html/template"
 	"fmt"
+	"html/template"
 	"net/http"
 	"slices"
 	"strings"
@@ -282,7 +282,9 @@ func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, pg *
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", p.csp)
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: with no-referrer browsers send
+	// "Origin: null" on form posts, which the CSRF check must refuse.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	if r.Method == http.MethodHead {

@@ -7,12 +7,17 @@
 //	idp -addr 127.0.0.1:5556
 //
 // The issuer is http://ADDR/dex. The clients are fixed (see clients below);
-// SIGTERM or SIGINT stops the server. A restart on the same address starts
+// with -web-redirect, a web client "portcullis-web" (secret
+// "portcullis-web-secret") signs people in by the authorization code flow
+// and returns to that URI. The password users are alice (groups
+// engineering and ml-team) and bob (no groups), both with the password
+// "password". SIGTERM or SIGINT stops the server. A restart on the same address starts
 // with fresh signing keys, which is how the tests rotate keys at the IdP.
 package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,7 +34,9 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/dexidp/dex/server"
+	"github.com/dexidp/dex/server/session"
 	"github.com/dexidp/dex/server/signer"
+	"github.com/dexidp/dex/server/tokens"
 	"github.com/dexidp/dex/storage"
 	"github.com/dexidp/dex/storage/memory"
 )
@@ -57,7 +64,18 @@ var clients = []storage.Client{
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:5556", "loopback `host:port` to listen on")
+	webRedirect := flag.String("web-redirect", "", "redirect `URI` of the portcullis-web client (the gateway's /oauth2/callback)")
+	webSignedOut := flag.String("web-signed-out", "", "`URI` the portcullis-web client may return to after logout")
 	flag.Parse()
+	if *webRedirect != "" {
+		clients = append(clients, storage.Client{
+			ID:                     "portcullis-web",
+			Secret:                 "portcullis-web-secret",
+			Name:                   "Portcullis",
+			RedirectURIs:           []string{*webRedirect},
+			PostLogoutRedirectURIs: []string{*webSignedOut},
+		})
+	}
 	if err := run(*addr); err != nil {
 		fmt.Fprintln(os.Stderr, "idp:", err)
 		os.Exit(1)
@@ -78,7 +96,7 @@ func run(addr string) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	issuer := "http://" + addr + "/dex"
 
-	hash, err := bcrypt.GenerateFromPassword([]byte("password"), bcrypt.MinCost)
+	hash, err := bcrypt.GenerateFromPassword([]byte("password"), bcrypt.DefaultCost) // Dex refuses cheaper hashes
 	if err != nil {
 		return err
 	}
@@ -89,7 +107,12 @@ func run(addr string) error {
 		Hash:     hash,
 		Username: "alice",
 		UserID:   "alice-id",
-		Groups:   []string{"ml-team"},
+		Groups:   []string{"engineering", "ml-team"},
+	}, {
+		Email:    "bob@example.com",
+		Hash:     hash,
+		Username: "bob",
+		UserID:   "bob-id",
 	}}, logger)
 	if err := store.CreateConnector(ctx, storage.Connector{ID: "local", Type: "local", Name: "Email"}); err != nil {
 		return fmt.Errorf("create connector: %w", err)
@@ -102,7 +125,25 @@ func run(addr string) error {
 		return fmt.Errorf("open signer: %w", err)
 	}
 
+	// Refresh tokens rotate on use, as in a production Dex, with Dex's
+	// default grace for a token used twice at once.
+	refresh, err := tokens.NewRefreshTokenPolicy(logger, true, "", "", "3s")
+	if err != nil {
+		return fmt.Errorf("refresh token policy: %w", err)
+	}
+	// Browser sessions at Dex: they publish an end_session_endpoint (RP-
+	// initiated logout), and their refresh path avoids a lock that the
+	// memory storage would otherwise take twice.
+	sessionKey := make([]byte, 32)
+	rand.Read(sessionKey)
 	srv, err := server.NewServer(ctx, server.Config{
+		RefreshTokenPolicy: refresh,
+		SessionConfig: &session.Config{
+			CookieName:          "dex_session",
+			CookieEncryptionKey: sessionKey,
+			AbsoluteLifetime:    24 * time.Hour,
+			ValidIfNotUsedFor:   time.Hour,
+		},
 		Issuer:             issuer,
 		Storage:            store,
 		AllowedGrantTypes:  []string{"client_credentials", "authorization_code", "refresh_token", "password"},
