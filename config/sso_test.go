@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -69,5 +70,31 @@ func TestSSODefaults(t *testing.T) {
 	okta2 := mustParse(t, minimal+ssoSection("http://127.0.0.1:8080", "      kind: okta\n"), nil).SSO
 	if strings.Join(okta2.Providers[0].Scopes, " ") != "openid email profile offline_access groups" || okta2.SecureCookies() {
 		t.Errorf("okta on loopback = %+v", okta2)
+	}
+}
+
+// The commented sso block of config.example.yaml loads once uncommented.
+func TestExampleSSOBlock(t *testing.T) {
+	src, err := os.ReadFile("../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, found := strings.Cut(string(src), "\n# sso:\n")
+	if !found {
+		t.Fatal("config.example.yaml has no commented sso block")
+	}
+	var lines []string
+	for _, l := range strings.Split("# sso:\n"+block, "\n") {
+		if !strings.HasPrefix(l, "#") {
+			break
+		}
+		lines = append(lines, strings.TrimPrefix(strings.TrimPrefix(l, "#"), " "))
+	}
+	env := map[string]string{"PORTCULLIS_SESSION_KEY": ssoKey, "OKTA_CLIENT_ID": "gw", "OKTA_CLIENT_SECRET": "s", "ENTRA_TENANT_ID": "t",
+		"ENTRA_CLIENT_ID": "gw", "ENTRA_CLIENT_SECRET": "s"}
+	c := mustParse(t, minimal+strings.Join(lines, "\n")+"\n", env)
+	if len(c.SSO.Providers) != 2 || c.SSO.Providers[1].GroupNames["0b1d2c3e-0000-4000-8000-000000000001"] != "engineering" ||
+		strings.Join(c.SSO.Providers[1].Claims.Subject, ",") != "tid,oid" {
+		t.Errorf("sso block = %+v", c.SSO)
 	}
 }
