@@ -12,7 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -44,8 +44,9 @@ type SSO struct {
 
 	// sessions caches opened sessions by the hash of their cookie, so a
 	// session is decrypted and mapped once, not on every call.
-	sessions  *lru.Cache[[32]byte, *cachedSession]
-	refreshes singleflight.Group
+	sessions    *lru.Cache[[32]byte, *cachedSession]
+	refreshes   singleflight.Group
+	discoveries singleflight.Group
 }
 
 // SSOOptions are SSO's optional parts.
@@ -118,9 +119,8 @@ type cachedSession struct {
 type oidcProvider struct {
 	cfg config.SSOProvider
 
-	mu      sync.Mutex
-	conn    *idpConn
-	lastErr time.Time
+	conn    atomic.Pointer[idpConn]
+	lastErr atomic.Pointer[time.Time] // the last failed discovery
 }
 
 // idpConn is what discovery yields.
@@ -253,29 +253,49 @@ func (s *SSO) ctxIDP(ctx context.Context) context.Context {
 	return oidc.ClientContext(ctx, s.client)
 }
 
-// connect runs discovery for p once, and again after a failure.
+// connect runs discovery for p once, and again after a failure. Calls
+// that arrive during a discovery wait for it; no lock is held while it
+// talks to the IdP.
 func (s *SSO) connect(ctx context.Context, p *oidcProvider) (*idpConn, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.conn != nil {
-		return p.conn, nil
+	if c := p.conn.Load(); c != nil {
+		return c, nil
 	}
-	if since := s.now().Sub(p.lastErr); since < rediscoverAfter {
-		return nil, fmt.Errorf("identity provider %s was unreachable moments ago; try again in a few seconds", p.cfg.Name)
+	v, err, _ := s.discoveries.Do(p.cfg.Name, func() (any, error) {
+		if c := p.conn.Load(); c != nil {
+			return c, nil
+		}
+		if last := p.lastErr.Load(); last != nil && s.now().Sub(*last) < rediscoverAfter {
+			return nil, fmt.Errorf("identity provider %s was unreachable moments ago; try again in a few seconds", p.cfg.Name)
+		}
+		c, err := s.discover(ctx, p)
+		if err != nil {
+			now := s.now()
+			p.lastErr.Store(&now)
+			return nil, err
+		}
+		p.conn.Store(c)
+		return c, nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return v.(*idpConn), nil
+}
+
+// discover reads the IdP's discovery document.
+func (s *SSO) discover(ctx context.Context, p *oidcProvider) (*idpConn, error) {
 	// Discovery outlives a client that gave up waiting: others wait on it.
 	dctx, cancel := context.WithTimeout(s.ctxIDP(context.WithoutCancel(ctx)), 15*time.Second)
 	defer cancel()
 	provider, err := oidc.NewProvider(dctx, p.cfg.Issuer)
 	if err != nil {
-		p.lastErr = s.now()
 		return nil, fmt.Errorf("discover identity provider %s: %w", p.cfg.Name, err)
 	}
 	var extra struct {
 		EndSession string `json:"end_session_endpoint"`
 	}
 	_ = provider.Claims(&extra)
-	p.conn = &idpConn{
+	return &idpConn{
 		oauth: oauth2.Config{
 			ClientID:     p.cfg.ClientID,
 			ClientSecret: p.cfg.ClientSecret.Reveal(),
@@ -289,8 +309,7 @@ func (s *SSO) connect(ctx context.Context, p *oidcProvider) (*idpConn, error) {
 			Now:                  s.now,
 		}),
 		endSession: extra.EndSession,
-	}
-	return p.conn, nil
+	}, nil
 }
 
 // Start begins a sign-in (GET /oauth2/start?provider=NAME&rd=PATH): it
