@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"portcullis/authn"
+	"portcullis/config"
 )
 
 // What an IdP or a URL puts in a message reaches the page escaped.
@@ -55,5 +56,29 @@ func TestLifetimes(t *testing.T) {
 		if !slices.Equal(got, want) || !p.lifetimes()[0].Selected {
 			t.Errorf("max %s: %v, want %v", max, got, want)
 		}
+	}
+}
+
+// With several IdPs the sign-in page lists each, keeping where to return.
+func TestSignInPageListsTheProviders(t *testing.T) {
+	yaml := "audit:\n  stdout: true\nsso:\n  public_url: https://gw.example\n  session:\n    keys: [MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=]\n  providers:\n" +
+		"    - name: okta\n      display_name: Okta\n      issuer: https://corp.okta.example\n      client_id: gw\n" +
+		"    - name: entra\n      display_name: Microsoft\n      kind: entra\n      issuer: https://login.example/t/v2.0\n      client_id: gw\n"
+	cfg, err := config.Parse("config.yaml", []byte(yaml), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sso, err := authn.NewSSO(cfg.SSO, authn.SSOOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(Options{SSO: sso, PublicURL: cfg.SSO.PublicURL})
+	w := httptest.NewRecorder()
+	p.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/oauth2/sign_in?rd=%2Fv1%2Fmodels", nil))
+	body := w.Body.String()
+	okta := strings.Index(body, `href="/oauth2/start?provider=okta&amp;rd=%2Fv1%2Fmodels">Sign in with Okta`)
+	entra := strings.Index(body, `href="/oauth2/start?provider=entra&amp;rd=%2Fv1%2Fmodels">Sign in with Microsoft`)
+	if w.Code != http.StatusOK || okta < 0 || entra < okta {
+		t.Fatalf("%d:\n%s", w.Code, body)
 	}
 }
