@@ -8,6 +8,7 @@ package tracing
 import (
 	"context"
 	"fmt"
+	"net/url"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -29,6 +30,7 @@ const InstrumentationName = "portcullis"
 type Exporter struct {
 	provider *sdktrace.TracerProvider
 	tracer   trace.Tracer
+	endpoint string
 }
 
 // New builds the tracing the configuration asks for. With no endpoint it
@@ -57,12 +59,18 @@ func New(cfg config.Tracing, version string, log *zap.Logger) (*Exporter, error)
 	if err != nil {
 		return nil, fmt.Errorf("tracing: resource: %w", err)
 	}
+	endpoint := cfg.Endpoint
+	if u, err := url.Parse(endpoint); err == nil {
+		endpoint = u.Redacted()
+	}
 	// The exporter reports failed exports through OpenTelemetry's one
 	// global error handler; they belong in the application log.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-		log.Warn("trace export failed", zap.String("endpoint", cfg.Endpoint), zap.Error(err))
+		log.Warn("trace export failed", zap.String("endpoint", endpoint), zap.Error(err))
 	}))
-	return newExporter(sdktrace.NewBatchSpanProcessor(exp), *cfg.SampleRatio, res), nil
+	e := newExporter(sdktrace.NewBatchSpanProcessor(exp), *cfg.SampleRatio, res)
+	e.endpoint = endpoint
+	return e, nil
 }
 
 // NewForTest is tracing that hands every span, sampled by ratio, to sp
@@ -86,6 +94,14 @@ func (e *Exporter) Tracer() trace.Tracer {
 		return nil
 	}
 	return e.tracer
+}
+
+// Endpoint is where spans go, with any password in it hidden, for logs.
+func (e *Exporter) Endpoint() string {
+	if e == nil {
+		return ""
+	}
+	return e.endpoint
 }
 
 // Enabled reports whether spans are recorded and exported.
