@@ -58,6 +58,7 @@ audit:
 tracing:
   endpoint: %s
   service_name: portcullis-e2e
+  headers: {Authorization: "Bearer trace-backend-SECRET-41"}
 `, up.URL, hash, dir, auditFile, col.URL)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -153,6 +154,12 @@ tracing:
 	}
 	if !logged {
 		t.Errorf("no log line with the refused call's trace id %s:\n%s", records[2].TraceID, g.stderr.String())
+	}
+	if got := col.Header().Get("Authorization"); got != "Bearer trace-backend-SECRET-41" {
+		t.Errorf("export Authorization header %q", got)
+	}
+	if strings.Contains(g.stderr.String(), "trace-backend-SECRET-41") {
+		t.Error("the tracing header's secret is in the log")
 	}
 	if !strings.Contains(g.stderr.String(), `"msg":"tracing on"`) {
 		t.Errorf("no start-up line for tracing:\n%s", g.stderr.String())

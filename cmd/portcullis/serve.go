@@ -21,7 +21,13 @@ import (
 	"portcullis/tracing"
 )
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
+// loggedError is an error that serve has already written to the log, as a
+// structured line, so the command prints nothing more.
+type loggedError struct{ error }
+
+func (e loggedError) Unwrap() error { return e.error }
+
+func serve(ctx context.Context, args []string, stderr io.Writer) (err error) {
 	fs := newFlagSet("serve", stderr)
 	path := fs.String("config", "config.yaml", "configuration `file`")
 	if err := fs.Parse(args); err != nil {
@@ -36,6 +42,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer log.Sync()
+	defer func() {
+		if err != nil {
+			log.Error("the gateway stopped", zap.Error(err))
+			err = loggedError{err}
+		}
+	}()
 	log.Info("configuration loaded", zap.String("file", cfg.Path), zap.String("version", versionString()))
 
 	if err := checkDemoKeys(cfg, log); err != nil {
