@@ -40,15 +40,18 @@ func New(cfg config.Tracing, version string, log *zap.Logger) (*Exporter, error)
 	if !cfg.Enabled() {
 		return &Exporter{}, nil
 	}
-	headers := make(map[string]string, len(cfg.Headers))
-	for k, v := range cfg.Headers {
-		headers[k] = v.Reveal()
-	}
-	exp, err := otlptracehttp.New(context.Background(),
+	opts := []otlptracehttp.Option{
 		otlptracehttp.WithEndpointURL(cfg.Endpoint),
-		otlptracehttp.WithHeaders(headers),
 		otlptracehttp.WithTimeout(cfg.Timeout.Std()),
-	)
+	}
+	if len(cfg.Headers) > 0 {
+		headers := make(map[string]string, len(cfg.Headers))
+		for k, v := range cfg.Headers {
+			headers[k] = v.Reveal()
+		}
+		opts = append(opts, otlptracehttp.WithHeaders(headers))
+	}
+	exp, err := otlptracehttp.New(context.Background(), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("tracing: OTLP exporter for %s: %w", cfg.Endpoint, err)
 	}
