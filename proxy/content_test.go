@@ -88,6 +88,22 @@ func TestLogContent(t *testing.T) {
 	}
 }
 
+// A passed-through request the gateway cannot read as a conversation (here
+// with web_search_options, which it does not translate) is kept as sent,
+// redacted.
+func TestLogContentOfUnreadableRequest(t *testing.T) {
+	h := newHarness(t, harnessOptions{policyDir: policyFolder(t, `{"allow": true, "log_content": true}`)})
+	body := `{"model":"smart","web_search_options":{},"messages":[{"role":"user","content":"` + promptText + `"}]}`
+	if resp := h.post(engKey, body); resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	c := h.records.last(t, 1).Content
+	if c == nil || len(c.Messages) != 0 || c.RequestBody != strings.Replace(body, promptSecret, "[REDACTED:openai_api_key]", 1) ||
+		c.Completion != "Red, yellow, and blue." {
+		t.Errorf("content %+v", c)
+	}
+}
+
 // A denied call whose decision says log_content keeps its prompt, and
 // there is no completion.
 func TestLogContentOfDeniedCall(t *testing.T) {
