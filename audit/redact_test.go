@@ -46,6 +46,10 @@ func TestRedactSecrets(t *testing.T) {
 			`{"client_secret": "[REDACTED:password]", "name": "x"}`, map[string]int{"password": 1}},
 		{"env secret with prefix", "export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG",
 			"export AWS_SECRET_ACCESS_KEY=[REDACTED:password]", map[string]int{"password": 1}},
+		{"command-line flag", "run --password=hunter2 now", "run --password=[REDACTED:password] now", map[string]int{"password": 1}},
+		{"name after dashes", "x--db_pwd: s3cr3t", "x--db_pwd: [REDACTED:password]", map[string]int{"password": 1}},
+		{"key on a later line", strings.Repeat("plain words\n", 50) + "key: sk-proj-4fT9aQ2bX7LmN3pR8sV1wY6z",
+			strings.Repeat("plain words\n", 50) + "key: [REDACTED:openai_api_key]", map[string]int{"openai_api_key": 1}},
 		{"yaml api key", "api_key: 'q1w2e3r4'", "api_key: '[REDACTED:password]'", map[string]int{"password": 1}},
 		{"url credentials", "clone https://bob:s3cr3t@git.example.com/repo.git",
 			"clone https://bob:[REDACTED:url_credentials]@git.example.com/repo.git", map[string]int{"url_credentials": 1}},
@@ -70,6 +74,8 @@ func TestRedactSecrets(t *testing.T) {
 		{"url without credentials", "see https://example.com:8443/docs and mailto:bob@example.com", "", nil},
 		{"public key block", "-----BEGIN PUBLIC KEY-----\nMFkwEwYH\n-----END PUBLIC KEY-----", "", nil},
 		{"code", "for i := 0; i < n; i++ { sum += a[i] }", "", nil},
+		{"key inside a word", "tasksk-proj-4fT9aQ2bX7LmN3pR8sV1wY6z", "", nil},
+		{"name inside a word", "mypassword=x and keypwd: y", "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := tc.want
