@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"portcullis/audit"
+	"portcullis/internal/testkit"
 )
 
 // A secret in a prompt, and the record's redaction of it.
@@ -38,7 +39,12 @@ func (h *harness) postTo(path, body string) *http.Response {
 // completion, streamed or not, passed through or translated, with the
 // secrets redacted.
 func TestLogContent(t *testing.T) {
-	h := newHarness(t, harnessOptions{policyDir: policyFolder(t, `{"allow": true, "log_content": true}`)})
+	ant := testkit.NewAnthropicUpstream(t, anthropicKey)
+	h := newHarness(t, harnessOptions{
+		policyDir: policyFolder(t, `{"allow": true, "log_content": true}`),
+		providers: "\n  - name: anthropic\n    type: anthropic\n    base_url: " + ant.URL + "\n    api_key: " + anthropicKey,
+		models:    "\n  - name: claude\n    provider: anthropic\n    upstream_model: claude-sonnet-4-5",
+	})
 	user := `{"role":"system","content":"Be brief."},{"role":"user","content":"` + promptText + `"}`
 	answer := "Red, yellow, and blue."
 	n := 0
@@ -54,6 +60,10 @@ func TestLogContent(t *testing.T) {
 		{"chat tool call", "/v1/chat/completions", `{"model":"smart","tools":[` + weatherTool + `],"messages":[` + user + `]}`, "", []audit.ToolCall{weather}},
 		{"messages translated", "/v1/messages", `{"model":"smart","max_tokens":100,"system":"Be brief.","messages":[{"role":"user","content":"` + promptText + `"}]}`, answer, nil},
 		{"messages translated stream", "/v1/messages", `{"model":"smart","max_tokens":100,"stream":true,"system":"Be brief.","messages":[{"role":"user","content":"` + promptText + `"}]}`, answer, nil},
+		{"messages passed through", "/v1/messages", `{"model":"claude","max_tokens":100,"system":"Be brief.","messages":[{"role":"user","content":"` + promptText + `"}]}`, answer, nil},
+		{"messages passed through stream", "/v1/messages", `{"model":"claude","max_tokens":100,"stream":true,"system":"Be brief.","messages":[{"role":"user","content":"` + promptText + `"}]}`, answer, nil},
+		{"chat translated to anthropic", "/v1/chat/completions", `{"model":"claude","messages":[` + user + `]}`, answer, nil},
+		{"chat translated to anthropic stream", "/v1/chat/completions", `{"model":"claude","stream":true,"messages":[` + user + `]}`, answer, nil},
 	} {
 		n++
 		t.Run(tc.name, func(t *testing.T) {
