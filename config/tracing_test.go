@@ -74,3 +74,26 @@ tracing:
 		}
 	}
 }
+
+// The commented tracing block of config.example.yaml loads once uncommented.
+func TestExampleTracingBlock(t *testing.T) {
+	src, err := os.ReadFile("../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, found := strings.Cut(string(src), "\n# tracing:\n")
+	if !found {
+		t.Fatal("config.example.yaml has no commented tracing block")
+	}
+	var lines []string
+	for _, l := range strings.Split("# tracing:\n"+block, "\n") {
+		if !strings.HasPrefix(l, "#") {
+			break
+		}
+		lines = append(lines, strings.TrimPrefix(strings.TrimPrefix(l, "#"), " "))
+	}
+	c := mustParse(t, minimal+strings.Join(lines, "\n")+"\n", map[string]string{"TRACING_TOKEN": "t0k"})
+	if tr := c.Tracing; !tr.Enabled() || *tr.SampleRatio != 0.1 || tr.Headers["Authorization"].Reveal() != "Bearer t0k" {
+		t.Errorf("tracing block = %+v", tr)
+	}
+}
