@@ -1,6 +1,7 @@
 // Package audit owns the audit trail: the Record every call leaves behind,
 // allowed, denied or failed, and the sinks it is written to. Records never
-// hold credentials or message content.
+// hold credentials, nor message content unless the policy's decision says
+// log_content, and then with the secrets in it redacted (redact.go).
 package audit
 
 import (
@@ -13,6 +14,10 @@ import (
 type Record struct {
 	Time      time.Time
 	RequestID string
+	// TraceID is the call's W3C trace id (32 hex digits): the gateway's
+	// own trace when tracing is on, else the caller's traceparent, if it
+	// sent one; empty otherwise.
+	TraceID string
 	// Identity is empty when authentication failed.
 	Identity  Identity
 	ClientIP  string
@@ -55,6 +60,9 @@ type Record struct {
 	// PolicyLatency the time the policy took to decide.
 	AuthLatency   time.Duration
 	PolicyLatency time.Duration
+	// Content is the prompt and completion, only when the decision says
+	// log_content; nil otherwise.
+	Content *Content
 }
 
 // Outcome sorts the call into one of a few kinds by its error class: see
@@ -124,6 +132,7 @@ type Tools struct {
 func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	e.AddString("kind", "call")
 	e.AddString("request_id", r.RequestID)
+	e.AddString("trace_id", r.TraceID)
 	_ = e.AddObject("identity", &r.Identity)
 	e.AddString("client_ip", r.ClientIP)
 	e.AddString("user_agent", r.UserAgent)
@@ -150,6 +159,11 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	e.AddFloat64("authn_ms", ms(r.AuthLatency))
 	e.AddFloat64("policy_ms", ms(r.PolicyLatency))
 	e.AddString("outcome", r.Outcome())
+	if c := r.Content; c != nil {
+		_ = e.AddObject("content", c)
+		e.AddBool("content_truncated", c.Truncated)
+		_ = e.AddArray("redactions", redactions(c.Redactions))
+	}
 	return nil
 }
 

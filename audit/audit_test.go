@@ -17,7 +17,7 @@ import (
 
 // documentedKeys are the record's fields in the order docs/audit.md gives.
 var documentedKeys = []string{
-	"time", "kind", "request_id", "identity", "client_ip", "user_agent", "method", "endpoint",
+	"time", "kind", "request_id", "trace_id", "identity", "client_ip", "user_agent", "method", "endpoint",
 	"model", "provider", "upstream_model", "model_served", "upstream_request_id", "decision",
 	"stream", "status", "error_class", "error", "tools_removed", "prompt_tokens", "completion_tokens",
 	"usage_reported", "latency_ms", "ttfb_ms", "ttft_ms", "upstream_ms", "authn_ms", "policy_ms", "outcome",

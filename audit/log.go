@@ -158,7 +158,7 @@ func newTarget(o SinkOptions, enc zapcore.Encoder) (target, error) {
 func (l *Log) Write(r *Record) {
 	body, err := l.encode(r)
 	if err != nil {
-		l.log.Error("audit record could not be encoded", zap.String("request_id", r.RequestID), zap.Error(err))
+		l.log.Error("audit record could not be encoded", zap.String("request_id", r.RequestID), zap.String("trace_id", r.TraceID), zap.Error(err))
 		return
 	}
 	for _, s := range l.sinks {

@@ -29,6 +29,9 @@ func (c *Config) validateAudit(l *loader) {
 		l.fail("audit", "no sink is enabled; set audit.file to a path, audit.stdout to true, or list audit.sinks, since every call must leave a record")
 	}
 	validateSinkOptions(l, "audit", &a.AuditSinkOptions)
+	if a.ContentMaxBytes < 0 {
+		l.fail("audit.content_max_bytes", "%d is negative; give the bytes of prompt and of completion a record may keep, such as 32768", a.ContentMaxBytes)
+	}
 	for i := range a.Sinks {
 		s := &a.Sinks[i]
 		path := fmt.Sprintf("audit.sinks[%d]", i)

@@ -31,6 +31,8 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics"`
 	// SSO configures browser sign-in, sessions and the portal (sso.go).
 	SSO SSO `yaml:"sso"`
+	// Tracing configures OpenTelemetry traces, exported with OTLP (tracing.go).
+	Tracing Tracing `yaml:"tracing"`
 
 	// Path is the file the configuration was loaded from; relative paths in
 	// the file are resolved against its folder.
@@ -160,6 +162,11 @@ type Audit struct {
 	CheckpointKey Secret `yaml:"checkpoint_key"`
 	// Sinks are further sinks: file, stdout or webhook.
 	Sinks []AuditSink `yaml:"sinks"`
+	// ContentMaxBytes bounds the prompt and the completion each that a
+	// record keeps when the policy's decision says log_content; longer
+	// content is cut and the record says content_truncated. Zero value:
+	// 32768 (32 KiB).
+	ContentMaxBytes int `yaml:"content_max_bytes"`
 }
 
 // AuditSink is one audit sink of audit.sinks.
@@ -250,6 +257,7 @@ const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultWordDelay         = 25 * time.Millisecond
 	DefaultPolicyDir         = "policies"
+	DefaultContentMaxBytes   = 32 << 10
 )
 
 // ProviderTypes are the values Provider.Type may take.
@@ -280,6 +288,10 @@ func (c *Config) applyDefaults() {
 	if c.Policy.Reload == "" {
 		c.Policy.Reload = "watch"
 	}
+	if c.Audit.ContentMaxBytes == 0 {
+		c.Audit.ContentMaxBytes = DefaultContentMaxBytes
+	}
+	c.Tracing.applyDefaults()
 	for i := range c.Providers {
 		p := &c.Providers[i]
 		if p.Type == "demo" && p.WordDelay == 0 {

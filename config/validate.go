@@ -104,6 +104,7 @@ func (c *Config) validate(l *loader) []FieldError {
 	c.validateIdentity(l)
 	c.validateAudit(l)
 	c.validateSSO(l)
+	c.validateTracing(l)
 	return l.errs
 }
 

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
+
 	"portcullis/audit"
 	"portcullis/authn"
 )
@@ -25,6 +28,26 @@ type call struct {
 	start time.Time
 	// anthropicErrors writes errors in Anthropic's shape (for /v1/messages).
 	anthropicErrors bool
+	// span is the call's server span; a no-op span when it is not traced.
+	span trace.Span
+	// transcript collects the content when the decision says log_content.
+	transcript *transcript
+	// log is the gateway's log; withIDs is it with the call's ids, made
+	// on the call's first log line.
+	log, withIDs *zap.Logger
+}
+
+// logger is the application log with the call's request id and, when it
+// has one, trace id on every line.
+func (c *call) logger() *zap.Logger {
+	if c.withIDs == nil {
+		if c.rec.TraceID == "" {
+			c.withIDs = c.log.With(zap.String("request_id", c.rec.RequestID))
+		} else {
+			c.withIDs = c.log.With(zap.String("request_id", c.rec.RequestID), zap.String("trace_id", c.rec.TraceID))
+		}
+	}
+	return c.withIDs
 }
 
 // handlerFunc handles one call of an endpoint.
@@ -51,6 +74,7 @@ func (s *Server) wrap(method string, anthropicErrors bool, h handlerFunc) http.H
 			r:               r,
 			start:           time.Now(),
 			anthropicErrors: anthropicErrors,
+			log:             s.log,
 		}
 		c.w.start = c.start
 		c.rec = audit.Record{
@@ -62,6 +86,7 @@ func (s *Server) wrap(method string, anthropicErrors bool, h handlerFunc) http.H
 			Endpoint:  r.URL.Path,
 		}
 		w.Header().Set("X-Request-Id", c.rec.RequestID)
+		s.startTrace(c)
 		defer s.finish(c)
 		if method != "" && r.Method != method {
 			s.identify(c)
@@ -88,6 +113,10 @@ func (s *Server) finish(c *call) {
 	if c.rec.Status == 0 {
 		c.rec.Status = http.StatusOK
 	}
+	if c.transcript != nil {
+		c.rec.Content = c.transcript.seal(s.cfg.Audit.ContentMaxBytes)
+	}
+	s.endTrace(c)
 	s.audit.Write(&c.rec)
 	if s.observer != nil {
 		s.observer.ObserveCall(&c.rec)
@@ -200,8 +229,10 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 // authenticate identifies the caller or answers 401.
 func (s *Server) authenticate(c *call) (*authn.Identity, bool) {
 	began := time.Now()
+	span := s.startSpan(c, "authenticate", trace.SpanKindInternal)
 	id, err := s.authn.Authenticate(c.r)
 	c.rec.AuthLatency = time.Since(began)
+	endAuthnSpan(span, id, err)
 	if err == nil {
 		c.setIdentity(id)
 		return id, true

@@ -53,6 +53,7 @@ func (s *Server) chatCompletions(c *call) {
 		native:       req,
 		passthrough:  req.Encode,
 		unified:      req.Unified,
+		body:         body,
 	})
 }
 
@@ -75,7 +76,7 @@ func (s *Server) upstreamUnreachable(ctx context.Context, c *call, err error) {
 		s.clientGone(c)
 		return
 	}
-	s.log.Warn("upstream unreachable", zap.String("request_id", c.rec.RequestID), zap.String("provider", c.rec.Provider), zap.Error(err))
+	c.logger().Warn("upstream unreachable", zap.String("provider", c.rec.Provider), zap.Error(err))
 	c.fail(http.StatusBadGateway, "upstream_unreachable", "upstream_error", "upstream_unreachable", "",
 		"provider "+c.rec.Provider+" could not be reached")
 }
@@ -121,6 +122,9 @@ func (s *Server) relayResponse(c *call, resp *http.Response, read func([]byte) (
 	}
 	var usage *adapters.Usage
 	c.rec.ModelServed, usage = read(body)
+	if c.transcript != nil {
+		c.transcript.response(body)
+	}
 	if usage != nil {
 		c.rec.PromptTokens = usage.PromptTokens
 		c.rec.CompletionTokens = usage.CompletionTokens

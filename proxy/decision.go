@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"portcullis/audit"
@@ -19,11 +20,13 @@ func (s *Server) decide(c *call, id *authn.Identity, req *authz.Request) (authz.
 	req.ClientIP = c.rec.ClientIP
 	req.UserAgent = c.rec.UserAgent
 	began := time.Now()
+	span := s.startSpan(c, "authorize", trace.SpanKindInternal)
 	d, err := s.policy.Decide(c.r.Context(), &authz.Input{Identity: id, Request: *req, Time: c.start})
 	c.rec.PolicyLatency = time.Since(began)
+	endAuthzSpan(span, &d, err)
 	c.rec.Decision = auditDecision(d)
 	if err != nil {
-		s.log.Error("policy evaluation failed; denying", zap.String("request_id", c.rec.RequestID), zap.Error(err))
+		c.logger().Error("policy evaluation failed; denying", zap.Error(err))
 		c.fail(http.StatusForbidden, "policy_error", "permission_denied", "policy_error", "",
 			"the request was denied because the policy could not decide it; the gateway operator can find the cause under request id "+c.rec.RequestID)
 		c.rec.Error = err.Error()

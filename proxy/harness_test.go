@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -61,6 +62,10 @@ type harnessOptions struct {
 	// ssoIssuer, when set, turns on browser sign-in with this OIDC
 	// provider (client portcullis, secret test-secret) and token minting.
 	ssoIssuer string
+	// tracer traces the calls. Zero value: tracing off.
+	tracer trace.Tracer
+	// contentMaxBytes is audit.content_max_bytes. Zero value: the default.
+	contentMaxBytes int
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
@@ -118,7 +123,8 @@ policy:
   dir: %s
 audit:
   file: %s
-`, o.grace, o.trustedProxies, up.URL, upstreamKey, o.providers, o.models, authn.HashKey(engKey), authn.HashKey(demoKey), o.policyDir, filepath.Join(dir, "audit.log"))
+  content_max_bytes: %d
+`, o.grace, o.trustedProxies, up.URL, upstreamKey, o.providers, o.models, authn.HashKey(engKey), authn.HashKey(demoKey), o.policyDir, filepath.Join(dir, "audit.log"), o.contentMaxBytes)
 	cfg, err := config.Parse(filepath.Join(dir, "config.yaml"), []byte(yaml), os.LookupEnv)
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +163,7 @@ audit:
 	srv, err := proxy.New(proxy.Options{
 		Config: cfg, Logger: logger, Authenticator: chain, Policy: policy, Audit: auditor, Version: "test", Observer: o.observer,
 		Minter: minter, SSO: sso,
+		Tracer: o.tracer,
 	})
 	if err != nil {
 		t.Fatal(err)

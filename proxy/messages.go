@@ -31,6 +31,7 @@ func (s *Server) messages(c *call) {
 			return req.Encode(upstreamModel), nil
 		},
 		unified: req.Unified,
+		body:    body,
 	})
 }
 

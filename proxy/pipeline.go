@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"portcullis/adapters"
@@ -45,6 +46,9 @@ type chatCall struct {
 	passthrough func(upstreamModel string, forceUsage bool) ([]byte, error)
 	// unified decodes the request for a provider of another format.
 	unified func() (*adapters.Request, error)
+	// body is the request as sent, for the audit record's content when
+	// unified cannot read it.
+	body []byte
 }
 
 // serveChat runs an authenticated, parsed chat call to its end.
@@ -64,6 +68,9 @@ func (s *Server) serveChat(c *call, id *authn.Identity, cc *chatCall) {
 		Tools:      cc.native.OfferedTools(),
 		ToolChoice: choice,
 	})
+	if d.LogContent {
+		s.keepContent(c, cc, rt)
+	}
 	if !ok {
 		return
 	}
@@ -89,7 +96,7 @@ func (s *Server) serveChat(c *call, id *authn.Identity, cc *chatCall) {
 	} else {
 		body, err = rt.codec().encodeRequest(unified, rt.upstreamModel)
 		if len(unified.Dropped) > 0 {
-			s.log.Debug("fields dropped in translation", zap.String("request_id", c.rec.RequestID), zap.Strings("fields", unified.Dropped))
+			c.logger().Debug("fields dropped in translation", zap.Strings("fields", unified.Dropped))
 		}
 	}
 	if err != nil {
@@ -104,8 +111,10 @@ func (s *Server) serveChat(c *call, id *authn.Identity, cc *chatCall) {
 	// the upstream request with it.
 	ctx := c.r.Context()
 	sent := time.Now()
+	attempt := s.startSpan(c, "upstream", trace.SpanKindClient)
 	resp, err := rt.provider.Send(ctx, &adapters.Call{Path: rt.codec().path(), Body: body, Stream: cc.stream})
 	c.rec.UpstreamLatency = time.Since(sent)
+	endUpstreamSpan(attempt, rt, resp, err)
 	if err != nil {
 		s.upstreamUnreachable(ctx, c, err)
 		return
@@ -120,6 +129,10 @@ func (s *Server) serveChat(c *call, id *authn.Identity, cc *chatCall) {
 		return
 	}
 	stream := cc.stream && isEventStream(resp.Header.Get("Content-Type"))
+	if stream {
+		relay := s.startSpan(c, "stream", trace.SpanKindInternal)
+		defer endStreamSpan(relay, c)
+	}
 	switch {
 	case unified != nil && stream:
 		s.translateStream(c, rt, cc, resp)
@@ -166,7 +179,7 @@ func (s *Server) relayUpstreamError(c *call, rt *route, cc *chatCall, resp *http
 	class := upstreamErrorClass(status)
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		s.log.Error("provider refused the gateway's credentials", zap.String("request_id", c.rec.RequestID),
+		c.logger().Error("provider refused the gateway's credentials",
 			zap.String("provider", rt.provider.Name()), zap.Int("status", status), zap.String("message", msg))
 		status, errType, code = http.StatusBadGateway, "upstream_error", "upstream_auth_failed"
 		msg = "provider " + rt.provider.Name() + " refused the gateway's credentials; ask the gateway operator to check its key"

@@ -122,7 +122,7 @@ func (s *Server) listModels(c *call) {
 	c.rec.Decision = audit.Decision{Evaluated: true, Allow: err == nil, Revision: s.policy.Revision()}
 	if err != nil {
 		// Fail closed: a broken models rule shows nothing.
-		s.log.Error("policy could not list models; showing none", zap.String("request_id", c.rec.RequestID), zap.Error(err))
+		c.logger().Error("policy could not list models; showing none", zap.Error(err))
 		c.rec.ErrorClass, c.rec.Error = "policy_error", err.Error()
 		c.rec.Decision.Reasons = []string{"denied: " + err.Error()}
 		visible = nil

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"portcullis/adapters"
@@ -51,7 +52,8 @@ type Server struct {
 	// auditReady, when the Auditor has one, says whether calls may proceed
 	// (a fail-closed audit sink that cannot write refuses them).
 	auditReady func() error
-	observer   Observer // nil: none
+	observer   Observer     // nil: none
+	tracer     trace.Tracer // nil: tracing off
 }
 
 // Auditor receives one record per call. An Auditor that also has an
@@ -78,6 +80,9 @@ type Options struct {
 	// (/portal/), and lets session cookies authenticate calls. The
 	// Authenticator should include it, last.
 	SSO *authn.SSO
+	// Tracer, when set, traces every call (trace.go). Zero value: tracing
+	// off, though a caller's traceparent still gives the record its trace id.
+	Tracer trace.Tracer
 }
 
 // Observer is told about every call once it ended. The metrics package
@@ -109,6 +114,7 @@ func New(o Options) (*Server, error) {
 		version: o.Version,
 	}
 	s.observer = o.Observer
+	s.tracer = o.Tracer
 	for _, cidr := range o.Config.Server.TrustedProxies {
 		p, err := netip.ParsePrefix(cidr)
 		if err != nil {

@@ -47,6 +47,9 @@ func (s *Server) relayStream(c *call, resp *http.Response, clientWantsUsage bool
 			}
 			return
 		}
+		if c.transcript != nil {
+			c.transcript.chunk(ev.Data)
+		}
 		chunk := openai.ClassifyChunk(ev.Data)
 		sawEnd = sawEnd || chunk.Done || chunk.IsError
 		if chunk.HasUsage || (!sawModel && len(ev.Data) > 0 && !chunk.Done) {
@@ -106,7 +109,7 @@ func (s *Server) clientGone(c *call) {
 func (s *Server) streamBroke(c *call, rc *http.ResponseController, err error) {
 	c.rec.ErrorClass = "upstream_stream_broken"
 	c.rec.Error = "the upstream stream broke off: " + err.Error()
-	s.log.Warn("upstream stream broke off", zap.String("request_id", c.rec.RequestID), zap.String("provider", c.rec.Provider), zap.Error(err))
+	c.logger().Warn("upstream stream broke off", zap.String("provider", c.rec.Provider), zap.Error(err))
 	c.w.Write([]byte(`data: {"error":{"message":"the upstream provider broke off the stream; the answer is incomplete","type":"upstream_error","param":null,"code":"upstream_stream_broken"}}` + "\n\n"))
 	_ = rc.Flush()
 }

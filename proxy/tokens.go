@@ -93,7 +93,7 @@ func (s *Server) mintToken(c *call) {
 		c.fail(http.StatusBadRequest, "bad_request", "invalid_request_error", "invalid_request", "", err.Error())
 		return
 	}
-	s.log.Info("token minted", zap.String("request_id", c.rec.RequestID), zap.String("subject", id.Subject),
+	c.logger().Info("token minted", zap.String("subject", id.Subject),
 		zap.String("jti", minted.ID), zap.Time("expires", minted.Expires))
 	resp := mintResponse{
 		AccessToken: minted.Token,

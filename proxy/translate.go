@@ -28,6 +28,9 @@ func (s *Server) translateResponse(c *call, rt *route, cc *chatCall, resp *http.
 	}
 	c.rec.ModelServed = answer.Model
 	s.recordUsage(c, &answer.Usage)
+	if c.transcript != nil {
+		c.transcript.answer(answer)
+	}
 	out := cc.client.encodeResponse(answer, cc.model)
 	h := c.w.Header()
 	h.Set("Content-Type", "application/json")
@@ -87,6 +90,9 @@ func (s *Server) translateStream(c *call, rt *route, cc *chatCall, resp *http.Re
 			}
 			return
 		}
+		if c.transcript != nil {
+			c.transcript.event(ev)
+		}
 		switch ev.Type {
 		case adapters.EventStart:
 			c.rec.ModelServed = ev.Model
@@ -130,7 +136,7 @@ func startStream(c *call) *http.ResponseController {
 func (s *Server) translatedStreamBroke(c *call, rc *http.ResponseController, out streamEncoder, err error) {
 	c.rec.ErrorClass = "upstream_stream_broken"
 	c.rec.Error = "the upstream stream broke off: " + err.Error()
-	s.log.Warn("upstream stream broke off", zap.String("request_id", c.rec.RequestID), zap.String("provider", c.rec.Provider), zap.Error(err))
+	c.logger().Warn("upstream stream broke off", zap.String("provider", c.rec.Provider), zap.Error(err))
 	c.w.Write(out.Fail(&adapters.UpstreamError{Kind: adapters.ErrServer, Type: "upstream_error", Code: "upstream_stream_broken",
 		Message: "the upstream provider broke off the stream; the answer is incomplete"}))
 	_ = rc.Flush()
@@ -157,6 +163,9 @@ func (s *Server) relayAnthropicStream(c *call, resp *http.Response) {
 			return
 		}
 		for _, u := range meter.Observe(ev) {
+			if c.transcript != nil {
+				c.transcript.event(u)
+			}
 			switch u.Type {
 			case adapters.EventStart:
 				c.rec.ModelServed = u.Model

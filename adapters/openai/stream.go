@@ -25,6 +25,19 @@ func NewStreamDecoder(r io.Reader) *StreamDecoder {
 	return &StreamDecoder{events: adapters.NewEventReader(r), tools: map[int]bool{}}
 }
 
+// NewStreamObserver returns a decoder fed one chunk at a time through
+// Observe, for a relay that forwards the stream's own bytes and only reads
+// it on the way.
+func NewStreamObserver() *StreamDecoder { return &StreamDecoder{tools: map[int]bool{}} }
+
+// Observe decodes one chunk's data and returns the unified events it
+// holds, valid until the next call.
+func (d *StreamDecoder) Observe(data []byte) []adapters.StreamEvent {
+	d.queue = d.queue[:0]
+	d.decode(data)
+	return d.queue
+}
+
 // Buffered reports how many bytes have arrived but not been decoded yet.
 func (d *StreamDecoder) Buffered() int { return d.events.Buffered() + len(d.queue) }
 

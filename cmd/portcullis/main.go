@@ -66,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
 		fmt.Fprint(stderr, usage)
 		return 2
+	case errors.As(err, new(loggedError)):
+		return 1
 	default:
 		fmt.Fprintln(stderr, "portcullis:", err)
 		return 1

@@ -18,9 +18,16 @@ import (
 	"portcullis/config"
 	"portcullis/metrics"
 	"portcullis/proxy"
+	"portcullis/tracing"
 )
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
+// loggedError is an error that serve has already written to the log, as a
+// structured line, so the command prints nothing more.
+type loggedError struct{ error }
+
+func (e loggedError) Unwrap() error { return e.error }
+
+func serve(ctx context.Context, args []string, stderr io.Writer) (err error) {
 	fs := newFlagSet("serve", stderr)
 	path := fs.String("config", "config.yaml", "configuration `file`")
 	if err := fs.Parse(args); err != nil {
@@ -35,6 +42,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer log.Sync()
+	defer func() {
+		if err != nil {
+			log.Error("the gateway stopped", zap.Error(err))
+			err = loggedError{err}
+		}
+	}()
 	log.Info("configuration loaded", zap.String("file", cfg.Path), zap.String("version", versionString()))
 
 	if err := checkDemoKeys(cfg, log); err != nil {
@@ -89,6 +102,25 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	registry.WatchAudit(records.Stats)
 	log.Info("audit log open", zap.String("file", cfg.Audit.File), zap.Bool("stdout", cfg.Audit.Stdout), zap.Int("sinks", len(records.Stats())))
 
+	traces, err := tracing.New(cfg.Tracing, versionString(), log.Named("tracing"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// The spans of the last calls are still queued: export them.
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.Tracing.Timeout.Std())
+		defer cancel()
+		if err := traces.Shutdown(ctx); err != nil {
+			log.Error("trace export at shutdown failed", zap.Error(err))
+		}
+	}()
+	if traces.Enabled() {
+		log.Info("tracing on", zap.String("endpoint", traces.Endpoint()), zap.Float64("sample_ratio", *cfg.Tracing.SampleRatio),
+			zap.String("service_name", cfg.Tracing.ServiceName))
+	} else {
+		log.Info("tracing off: no tracing.endpoint")
+	}
+
 	srv, err := proxy.New(proxy.Options{
 		Config:        cfg,
 		Logger:        log,
@@ -98,6 +130,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Audit:         records,
 		Observer:      registry,
 		SSO:           sso,
+		Tracer:        traces.Tracer(),
 		Version:       versionString(),
 	})
 	if err != nil {
