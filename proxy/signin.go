@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -27,7 +28,11 @@ func (s *Server) newPortal() *portal.Portal {
 		PublicURL:   s.cfg.SSO.PublicURL,
 		FormTargets: formTargets,
 		OnMint: func(r *http.Request, id *authn.Identity, m *authn.Minted) {
-			s.log.Info("token minted in the portal", zap.String("subject", id.Subject), zap.String("jti", m.ID), zap.Time("expires", m.Expires))
+			log := s.log
+			if c, ok := r.Context().Value(pageCall{}).(*call); ok {
+				log = c.logger()
+			}
+			log.Info("token minted in the portal", zap.String("subject", id.Subject), zap.String("jti", m.ID), zap.Time("expires", m.Expires))
 		},
 	}
 	if s.minter != nil {
@@ -63,9 +68,12 @@ func (s *Server) page(h http.HandlerFunc) handlerFunc {
 		if sess := authn.SessionFrom(c.r.Context()); sess != nil {
 			c.setIdentity(sess.Identity())
 		}
-		h(c.w, c.r)
+		h(c.w, c.r.WithContext(context.WithValue(c.r.Context(), pageCall{}, c)))
 	}
 }
+
+// pageCall is the context key of a page's call, for its log lines.
+type pageCall struct{}
 
 // AllowedModels lists the models the policy lets id use, as GET
 // /v1/models would for the same request; the portal shows them.
