@@ -19,6 +19,9 @@ type Call struct {
 	Body []byte
 	// Stream says the response is expected to be an event stream.
 	Stream bool
+	// Model is the upstream model the body asks for, for providers that
+	// name it in the URL instead (an Azure deployment).
+	Model string
 }
 
 // Provider sends calls to one upstream service.

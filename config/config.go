@@ -68,12 +68,18 @@ type Log struct {
 type Provider struct {
 	// Name is how models refer to this provider.
 	Name string `yaml:"name"`
-	// Type is the provider's wire format: demo, openai (and every
-	// OpenAI-compatible upstream) or anthropic.
+	// Type is the provider's wire format: demo, openai, anthropic, or one
+	// of the OpenAI-compatible providers whose quirks the gateway handles:
+	// azure, groq, mistral, perplexity, ollama (its /v1 API) and vllm.
 	Type string `yaml:"type"`
 	// BaseURL is the upstream's API root, for example https://api.openai.com/v1.
-	// Zero value for type anthropic: https://api.anthropic.com.
+	// Zero value: the provider's public API root (DefaultBaseURLs); azure
+	// and vllm have none and need one (an Azure resource's endpoint,
+	// https://{resource}.openai.azure.com).
 	BaseURL string `yaml:"base_url"`
+	// APIVersion is the api-version query parameter of an azure provider.
+	// Zero value: DefaultAzureAPIVersion.
+	APIVersion string `yaml:"api_version"`
 	// APIKey is injected into every upstream request. When the key is empty
 	// after ${VAR} expansion, the provider is disabled with a warning.
 	APIKey Secret `yaml:"api_key"`
@@ -261,10 +267,25 @@ const (
 )
 
 // ProviderTypes are the values Provider.Type may take.
-var ProviderTypes = []string{"demo", "openai", "anthropic"}
+var ProviderTypes = []string{"demo", "openai", "anthropic", "azure", "groq", "mistral", "perplexity", "ollama", "vllm"}
 
 // DefaultAnthropicBaseURL is the base_url of an anthropic provider that sets none.
 const DefaultAnthropicBaseURL = "https://api.anthropic.com"
+
+// DefaultBaseURLs are the base_url of each provider type that sets none,
+// for the types that have a public API root. An openai provider names its
+// own, since the type also serves any OpenAI-compatible upstream.
+var DefaultBaseURLs = map[string]string{
+	"anthropic":  DefaultAnthropicBaseURL,
+	"groq":       "https://api.groq.com/openai/v1",
+	"mistral":    "https://api.mistral.ai/v1",
+	"perplexity": "https://api.perplexity.ai",
+	"ollama":     "http://localhost:11434/v1",
+}
+
+// DefaultAzureAPIVersion is the api-version of an azure provider that sets
+// none: the GA version that has stream_options and max_completion_tokens.
+const DefaultAzureAPIVersion = "2024-10-21"
 
 func (c *Config) applyDefaults() {
 	if c.Server.Listen == "" {
@@ -297,8 +318,11 @@ func (c *Config) applyDefaults() {
 		if p.Type == "demo" && p.WordDelay == 0 {
 			p.WordDelay = Duration(DefaultWordDelay)
 		}
-		if p.Type == "anthropic" && p.BaseURL == "" {
-			p.BaseURL = DefaultAnthropicBaseURL
+		if p.BaseURL == "" {
+			p.BaseURL = DefaultBaseURLs[p.Type]
+		}
+		if p.Type == "azure" && p.APIVersion == "" {
+			p.APIVersion = DefaultAzureAPIVersion
 		}
 	}
 	for i := range c.Models {

@@ -60,10 +60,13 @@ func (c *Config) validate(l *loader) []FieldError {
 		if !slices.Contains(ProviderTypes, p.Type) {
 			l.fail(path+".type", "%q is not a provider type; use one of %s", p.Type, strings.Join(ProviderTypes, ", "))
 		}
-		if p.Type == "openai" || p.Type == "anthropic" {
+		if p.Type != "demo" && slices.Contains(ProviderTypes, p.Type) {
 			if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				l.fail(path+".base_url", "%q is not an http(s) URL; write the API root, for example https://api.openai.com/v1", p.BaseURL)
 			}
+		}
+		if p.APIVersion != "" && p.Type != "azure" {
+			l.fail(path+".api_version", "is only used by azure providers; remove it")
 		}
 		if p.Type == "demo" && (p.BaseURL != "" || p.APIKey != "") {
 			l.fail(path, "the demo provider runs in process and takes neither base_url nor api_key; remove them or use type openai")

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"strings"
 	"unicode/utf8"
 
@@ -30,6 +31,10 @@ type transcript struct {
 	chunks *openai.StreamDecoder
 }
 
+// errNoConversation is a call whose request holds no conversation to read
+// (embeddings, token counting): its content is the body as sent.
+var errNoConversation = errors.New("the request holds no conversation")
+
 // keepContent starts the call's transcript with the prompt, or with the
 // request body as sent when the conversation cannot be read out of it.
 func (s *Server) keepContent(c *call, cc *chatCall, rt *route) {
@@ -37,7 +42,11 @@ func (s *Server) keepContent(c *call, cc *chatCall, rt *route) {
 	t := &transcript{promptRoom: room, answerRoom: room, decode: rt.codec().decodeResponse}
 	c.transcript = t
 	var b strings.Builder
-	req, err := cc.unified()
+	var req *adapters.Request
+	err := errNoConversation
+	if cc.unified != nil {
+		req, err = cc.unified()
+	}
 	if err != nil {
 		t.add(&b, string(cc.body), &t.promptRoom)
 		t.content.RequestBody = b.String()

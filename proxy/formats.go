@@ -86,6 +86,23 @@ func (s openaiStream) Fail(e *adapters.UpstreamError) []byte {
 	return s.StreamEncoder.Fail(errType, code, e.Message)
 }
 
+// compatCodec is the OpenAI format as spoken by a provider whose dialect
+// departs from it too far for bytes to pass through (Mistral, Groq,
+// Perplexity, Ollama): a format of its own, so that every client's call
+// to it is translated, and answers reach OpenAI clients in OpenAI's exact
+// shape.
+type compatCodec struct {
+	openaiCodec
+	dialect openai.Dialect
+}
+
+var _ upstreamCodec = compatCodec{}
+
+func (c compatCodec) format() string { return formatOpenAI + "/" + string(c.dialect) }
+func (c compatCodec) encodeRequest(req *adapters.Request, model string) ([]byte, error) {
+	return openai.EncodeRequestFor(req, model, c.dialect)
+}
+
 type anthropicCodec struct{}
 
 var (
@@ -170,8 +187,35 @@ func anthropicErrorType(e *adapters.UpstreamError) string {
 
 // codec is the wire format of the route's provider.
 func (rt *route) codec() upstreamCodec {
-	if _, ok := rt.provider.(*anthropic.Provider); ok {
+	switch p := rt.provider.(type) {
+	case *anthropic.Provider:
 		return anthropicCodec{}
+	case *openai.Provider:
+		if !p.Dialect().Exact() {
+			return compatCodec{dialect: p.Dialect()}
+		}
 	}
 	return openaiCodec{}
 }
+
+// upstreamEndpoint is an inbound API other than chat whose calls pass
+// through, in the client's format, to the providers that serve it.
+type upstreamEndpoint struct {
+	// what names the endpoint in a refusal: "embeddings".
+	what string
+	// path is the endpoint below the provider's base URL.
+	path string
+	// servedBy says whether a provider has the endpoint.
+	servedBy func(p adapters.Provider) bool
+}
+
+var (
+	embeddingsEndpoint = &upstreamEndpoint{what: "embeddings", path: "/embeddings", servedBy: func(p adapters.Provider) bool {
+		op, ok := p.(*openai.Provider)
+		return ok && op.Dialect().ServesEmbeddings()
+	}}
+	countTokensEndpoint = &upstreamEndpoint{what: "token counting", path: "/v1/messages/count_tokens", servedBy: func(p adapters.Provider) bool {
+		_, ok := p.(*anthropic.Provider)
+		return ok
+	}}
+)

@@ -35,6 +35,33 @@ func (s *Server) messages(c *call) {
 	})
 }
 
+// countTokens serves POST /v1/messages/count_tokens for Anthropic models,
+// passed through (Anthropic counts the tokens; the call costs none); any
+// other model gets a 400 that says why. The policy decides it as a
+// messages call.
+func (s *Server) countTokens(c *call) {
+	id, body, ok := s.admit(c)
+	if !ok {
+		return
+	}
+	req, err := anthropic.ParseCountTokensRequest(body)
+	if err != nil {
+		s.refuseRequest(c, err)
+		return
+	}
+	s.serveChat(c, id, &chatCall{
+		api:    "messages",
+		client: anthropicCodec{},
+		model:  req.Model,
+		native: req,
+		passthrough: func(upstreamModel string, _ bool) ([]byte, error) {
+			return req.Encode(upstreamModel), nil
+		},
+		body:     body,
+		endpoint: countTokensEndpoint,
+	})
+}
+
 // writeAnthropicError writes an error in Anthropic's shape, its type
 // chosen by status.
 func writeAnthropicError(w http.ResponseWriter, status int, message, requestID string) {

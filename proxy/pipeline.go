@@ -49,6 +49,9 @@ type chatCall struct {
 	// body is the request as sent, for the audit record's content when
 	// unified cannot read it.
 	body []byte
+	// endpoint is the inbound API when it is not chat (embeddings, token
+	// counting); such calls only pass through. nil for chat.
+	endpoint *upstreamEndpoint
 }
 
 // serveChat runs an authenticated, parsed chat call to its end.
@@ -58,6 +61,15 @@ func (s *Server) serveChat(c *call, id *authn.Identity, cc *chatCall) {
 	rt, ok := s.route(c, cc.model)
 	if !ok {
 		return
+	}
+	path := rt.codec().path()
+	if cc.endpoint != nil {
+		if !cc.endpoint.servedBy(rt.provider) {
+			c.fail(http.StatusBadRequest, "bad_request", "invalid_request_error", "unsupported_endpoint", "model",
+				"the model "+strconv.Quote(cc.model)+" does not offer "+cc.endpoint.what+": its provider "+rt.provider.Name()+" has no such API")
+			return
+		}
+		path = cc.endpoint.path
 	}
 	choice, _ := cc.native.PolicyToolChoice()
 	d, ok := s.decide(c, id, &authz.Request{
@@ -76,7 +88,7 @@ func (s *Server) serveChat(c *call, id *authn.Identity, cc *chatCall) {
 	}
 	target := cc.native
 	var unified *adapters.Request
-	if rt.codec().format() != cc.client.format() {
+	if cc.endpoint == nil && rt.codec().format() != cc.client.format() {
 		var err error
 		if unified, err = cc.unified(); err != nil {
 			s.refuseRequest(c, err)
@@ -112,7 +124,7 @@ func (s *Server) serveChat(c *call, id *authn.Identity, cc *chatCall) {
 	ctx := c.r.Context()
 	sent := time.Now()
 	attempt := s.startSpan(c, "upstream", trace.SpanKindClient)
-	resp, err := rt.provider.Send(ctx, &adapters.Call{Path: rt.codec().path(), Body: body, Stream: cc.stream})
+	resp, err := rt.provider.Send(ctx, &adapters.Call{Path: path, Body: body, Stream: cc.stream, Model: rt.upstreamModel})
 	c.rec.UpstreamLatency = time.Since(sent)
 	endUpstreamSpan(attempt, rt, resp, err)
 	if err != nil {
@@ -170,7 +182,9 @@ func (s *Server) relayUpstreamError(c *call, rt *route, cc *chatCall, resp *http
 	status := resp.StatusCode
 	msg := redact(rt.provider, e.Message)
 	errType, code := e.Type, e.Code
-	if rt.codec().format() != formatOpenAI {
+	if rt.codec().format() != formatOpenAI || e.Type == "" {
+		// Another format's error, or one without OpenAI's type (Azure's
+		// gateway errors, Mistral's oldest): named as OpenAI would.
 		errType, code = openaiErrorType(e)
 	}
 	if e.Message == "" {

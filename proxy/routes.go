@@ -79,13 +79,15 @@ func newProvider(pc config.Provider, version string) (adapters.Provider, error) 
 			Transport: &demo.Transport{Handler: &demo.Handler{WordDelay: pc.WordDelay.Std()}},
 			UserAgent: ua,
 		}), nil
-	case "openai":
+	case "openai", "azure", "groq", "mistral", "perplexity", "ollama", "vllm":
 		return openai.New(openai.Options{
-			Name:      pc.Name,
-			BaseURL:   pc.BaseURL,
-			APIKey:    pc.APIKey.Reveal(),
-			Headers:   revealHeaders(pc.Headers),
-			UserAgent: ua,
+			Name:       pc.Name,
+			BaseURL:    pc.BaseURL,
+			APIKey:     pc.APIKey.Reveal(),
+			Headers:    revealHeaders(pc.Headers),
+			UserAgent:  ua,
+			Dialect:    openai.Dialect(pc.Type),
+			APIVersion: pc.APIVersion,
 		}), nil
 	case "anthropic":
 		return anthropic.New(anthropic.Options{

@@ -144,6 +144,8 @@ func (s *Server) routesMux() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/chat/completions", s.endpoint(http.MethodPost, s.chatCompletions))
 	mux.HandleFunc("/v1/messages", s.anthropicEndpoint(http.MethodPost, s.messages))
+	mux.HandleFunc("/v1/messages/count_tokens", s.anthropicEndpoint(http.MethodPost, s.countTokens))
+	mux.HandleFunc("/v1/embeddings", s.endpoint(http.MethodPost, s.embeddings))
 	mux.HandleFunc("/v1/models", s.endpoint(http.MethodGet, s.listModels))
 	mux.HandleFunc("/healthz", s.healthz)
 	mux.HandleFunc("/readyz", s.readyz)

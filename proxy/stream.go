@@ -28,7 +28,7 @@ func (s *Server) relayStream(c *call, resp *http.Response, clientWantsUsage bool
 	rc := http.NewResponseController(c.w)
 
 	events := adapters.NewEventReader(resp.Body)
-	sawModel, sawEnd := false, false
+	sawModel, sawEnd, sawFinish := false, false, false
 	for {
 		ev, err := events.Next()
 		if err != nil {
@@ -40,7 +40,15 @@ func (s *Server) relayStream(c *call, resp *http.Response, clientWantsUsage bool
 				s.clientGone(c)
 			case !errors.Is(err, io.EOF):
 				s.streamBroke(c, rc, err)
-			case !sawEnd:
+			case sawFinish:
+				// Some OpenAI-compatible upstreams (Perplexity) end a
+				// complete answer without [DONE]; the client still gets one.
+				if _, err := c.w.Write([]byte("data: [DONE]\n\n")); err != nil {
+					s.clientGone(c)
+					return
+				}
+				_ = rc.Flush()
+			default:
 				// An OpenAI stream ends with [DONE] or an error event;
 				// anything else was cut short.
 				s.streamBroke(c, rc, io.ErrUnexpectedEOF)
@@ -52,6 +60,7 @@ func (s *Server) relayStream(c *call, resp *http.Response, clientWantsUsage bool
 		}
 		chunk := openai.ClassifyChunk(ev.Data)
 		sawEnd = sawEnd || chunk.Done || chunk.IsError
+		sawFinish = sawFinish || chunk.Finished
 		if chunk.HasUsage || (!sawModel && len(ev.Data) > 0 && !chunk.Done) {
 			summary := openai.ReadSummary(ev.Data)
 			if summary.Model != "" {
@@ -68,12 +77,14 @@ func (s *Server) relayStream(c *call, resp *http.Response, clientWantsUsage bool
 				c.rec.Error = summary.Error.Message
 			}
 		}
-		if chunk.UsageOnly && !clientWantsUsage {
-			continue
-		}
-		if _, err := c.w.Write(ev.Raw); err != nil {
-			s.clientGone(c)
-			return
+		// The usage the gateway asked for on the client's behalf, and
+		// Azure's filter-only chunks, are not for the client.
+		skip := (chunk.UsageOnly && !clientWantsUsage) || chunk.FilterOnly
+		if !skip {
+			if _, err := c.w.Write(ev.Raw); err != nil {
+				s.clientGone(c)
+				return
+			}
 		}
 		if c.rec.TimeToFirstToken == 0 && carriesContent(ev.Data) {
 			c.rec.TimeToFirstToken = time.Since(c.start)

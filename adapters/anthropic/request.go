@@ -39,6 +39,16 @@ type rawTool struct {
 // ParseMessagesRequest reads a Messages request body, refusing what
 // Anthropic itself would refuse before the model sees it.
 func ParseMessagesRequest(body []byte) (*MessagesRequest, error) {
+	return parseMessagesRequest(body, true)
+}
+
+// ParseCountTokensRequest reads a body of POST /v1/messages/count_tokens:
+// a Messages request without max_tokens, which it does not need.
+func ParseCountTokensRequest(body []byte) (*MessagesRequest, error) {
+	return parseMessagesRequest(body, false)
+}
+
+func parseMessagesRequest(body []byte, needMaxTokens bool) (*MessagesRequest, error) {
 	obj, err := adapters.ParseObject(body)
 	if err != nil {
 		return nil, &adapters.RequestError{Message: "the request body must be a JSON object: " + err.Error()}
@@ -51,12 +61,14 @@ func ParseMessagesRequest(body []byte) (*MessagesRequest, error) {
 	if err := json.Unmarshal(obj.Get("messages"), &msgs); err != nil || len(msgs) == 0 {
 		return nil, &adapters.RequestError{Param: "messages", Message: "messages: an array of at least one message is required"}
 	}
-	if raw := obj.Get("max_tokens"); raw == nil {
-		return nil, &adapters.RequestError{Param: "max_tokens", Message: "max_tokens: Field required"}
-	} else if n, err := strconv.Atoi(string(raw)); err != nil || n < 1 {
-		return nil, &adapters.RequestError{Param: "max_tokens", Message: "max_tokens: must be a positive whole number"}
-	} else {
+	if raw := obj.Get("max_tokens"); raw != nil {
+		n, err := strconv.Atoi(string(raw))
+		if err != nil || n < 1 {
+			return nil, &adapters.RequestError{Param: "max_tokens", Message: "max_tokens: must be a positive whole number"}
+		}
 		r.MaxTokens = n
+	} else if needMaxTokens {
+		return nil, &adapters.RequestError{Param: "max_tokens", Message: "max_tokens: Field required"}
 	}
 	if raw := obj.Get("stream"); raw != nil {
 		if err := json.Unmarshal(raw, &r.Stream); err != nil {

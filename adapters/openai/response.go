@@ -63,12 +63,18 @@ func ReadSummary(body []byte) Summary {
 	var wire struct {
 		Model string     `json:"model"`
 		Usage *wireUsage `json:"usage"`
+		XGroq *struct {
+			Usage *wireUsage `json:"usage"`
+		} `json:"x_groq"`
 		Error *ErrorBody `json:"error"`
 	}
 	if json.Unmarshal(body, &wire) != nil {
 		return Summary{}
 	}
 	s := Summary{Model: wire.Model, Error: wire.Error}
+	if wire.Usage == nil && wire.XGroq != nil {
+		wire.Usage = wire.XGroq.Usage
+	}
 	if wire.Usage != nil {
 		u := wire.Usage.usage()
 		s.Usage = &u
@@ -88,6 +94,12 @@ type Chunk struct {
 	UsageOnly bool
 	// IsError is a mid-stream error object.
 	IsError bool
+	// FilterOnly is a chunk with no choices and no usage, such as the
+	// prompt filter results that open Azure's streams: nothing for a
+	// client, and it has no id, so clients that expect choices[0] break on it.
+	FilterOnly bool
+	// Finished is a chunk that carries a finish reason.
+	Finished bool
 }
 
 // ClassifyChunk looks at a stream data payload.
@@ -97,7 +109,10 @@ func ClassifyChunk(data []byte) Chunk {
 	}
 	var c Chunk
 	c.HasUsage = bytes.Contains(data, []byte(`"usage":{`)) || bytes.Contains(data, []byte(`"usage": {`))
-	c.UsageOnly = c.HasUsage && (bytes.Contains(data, []byte(`"choices":[]`)) || bytes.Contains(data, []byte(`"choices": []`)))
+	noChoices := bytes.Contains(data, []byte(`"choices":[]`)) || bytes.Contains(data, []byte(`"choices": []`))
+	c.UsageOnly = c.HasUsage && noChoices
+	c.FilterOnly = noChoices && !c.HasUsage
 	c.IsError = bytes.HasPrefix(bytes.TrimSpace(data), []byte(`{"error"`))
+	c.Finished = bytes.Contains(data, []byte(`"finish_reason":"`)) || bytes.Contains(data, []byte(`"finish_reason": "`))
 	return c
 }

@@ -129,10 +129,13 @@ func TestClassifyChunkFixtureStream(t *testing.T) {
 			if n < 3 {
 				t.Fatalf("only %d chunks", n)
 			}
-			for i, c := range chunks[:n-2] {
+			for i, c := range chunks[:n-3] {
 				if c != (Chunk{}) {
 					t.Errorf("chunk %d (content, \"usage\":null) classified %+v", i, c)
 				}
+			}
+			if want := (Chunk{Finished: true}); chunks[n-3] != want {
+				t.Errorf("finish chunk classified %+v, want %+v", chunks[n-3], want)
 			}
 			if want := (Chunk{HasUsage: true, UsageOnly: true}); chunks[n-2] != want {
 				t.Errorf("usage chunk classified %+v, want %+v", chunks[n-2], want)
@@ -159,7 +162,11 @@ func TestClassifyChunk(t *testing.T) {
 		{"usage with content", `{"choices":[{"delta":{}}],"usage":{"prompt_tokens":1}}`, Chunk{HasUsage: true}},
 		{"usage only", `{"choices":[],"usage":{"prompt_tokens":1}}`, Chunk{HasUsage: true, UsageOnly: true}},
 		{"usage only, spaced", `{"choices": [], "usage": {"prompt_tokens":1}}`, Chunk{HasUsage: true, UsageOnly: true}},
-		{"empty choices without usage", `{"choices":[],"usage":null}`, Chunk{}},
+		{"empty choices without usage", `{"choices":[],"usage":null}`, Chunk{FilterOnly: true}},
+		{"Azure's prompt filter chunk", `{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0}]}`, Chunk{FilterOnly: true}},
+		{"Groq's usage", `{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":{"id":"req_1","usage":{"prompt_tokens":52}}}`, Chunk{HasUsage: true, Finished: true}},
+		{"Perplexity's spaced finish", `{"choices": [{"index": 0, "finish_reason": "stop"}], "usage": {"prompt_tokens": 21}}`, Chunk{HasUsage: true, Finished: true}},
+		{"no finish yet", `{"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}`, Chunk{}},
 		{"mid-stream error", `{"error":{"message":"The server had an error","type":"server_error"}}`, Chunk{IsError: true}},
 		{"mid-stream error with leading space", ` {"error":{"message":"x"}}`, Chunk{IsError: true}},
 		{"error text in content", `{"choices":[{"delta":{"content":"{\"error\""}}]}`, Chunk{}},

@@ -80,7 +80,19 @@ type wireChunk struct {
 		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
 	Usage *wireUsage `json:"usage"`
+	// XGroq is where Groq puts a stream's usage, on its last chunk.
+	XGroq *struct {
+		Usage *wireUsage `json:"usage"`
+	} `json:"x_groq"`
 	Error *ErrorBody `json:"error"`
+}
+
+// usage is the chunk's usage, wherever the dialect put it.
+func (c *wireChunk) usage() *wireUsage {
+	if c.Usage == nil && c.XGroq != nil {
+		return c.XGroq.Usage
+	}
+	return c.Usage
 }
 
 func (d *StreamDecoder) decode(data []byte) {
@@ -101,6 +113,13 @@ func (d *StreamDecoder) decode(data []byte) {
 		e.Retryable = e.Kind == adapters.ErrServer || e.Kind == adapters.ErrOverloaded
 		d.queue = append(d.queue, adapters.StreamEvent{Type: adapters.EventError, Err: e})
 		d.done = true
+		return
+	}
+	usage := c.usage()
+	if len(c.Choices) == 0 && usage == nil {
+		// Azure opens its streams with a chunk of prompt filter results
+		// only (no choices, no id); research-phase chunks of Perplexity
+		// carry nothing either.
 		return
 	}
 	if !d.started {
@@ -131,11 +150,11 @@ func (d *StreamDecoder) decode(data []byte) {
 		}
 		if ch.FinishReason != nil && *ch.FinishReason != "" {
 			d.finished = true
-			d.queue = append(d.queue, adapters.StreamEvent{Type: adapters.EventFinish, Finish: adapters.FinishReason(*ch.FinishReason)})
+			d.queue = append(d.queue, adapters.StreamEvent{Type: adapters.EventFinish, Finish: adapters.FinishReason(finishReason(*ch.FinishReason))})
 		}
 	}
-	if c.Usage != nil {
-		u := c.Usage.usage()
+	if usage != nil {
+		u := usage.usage()
 		d.queue = append(d.queue, adapters.StreamEvent{Type: adapters.EventUsage, Usage: &u})
 	}
 }

@@ -3,9 +3,7 @@ package openai
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +30,7 @@ type (
 		PresencePenalty     *float64         `json:"presence_penalty,omitempty"`
 		FrequencyPenalty    *float64         `json:"frequency_penalty,omitempty"`
 		Seed                *int64           `json:"seed,omitempty"`
+		RandomSeed          *int64           `json:"random_seed,omitempty"`
 		Stop                json.RawMessage  `json:"stop,omitempty"`
 		N                   int              `json:"n,omitempty"`
 		Logprobs            bool             `json:"logprobs,omitempty"`
@@ -280,6 +279,14 @@ type outMessage struct {
 // EncodeRequest writes the unified request as a chat completions request
 // for model. A stream always asks for usage: the gateway counts every call.
 func EncodeRequest(req *adapters.Request, model string) ([]byte, error) {
+	return EncodeRequestFor(req, model, DialectOpenAI)
+}
+
+// EncodeRequestFor is EncodeRequest for a provider of the given dialect:
+// the fields it names differently are renamed, those it does not take
+// are dropped, and a request it cannot serve without changing its meaning
+// is refused with a RequestError.
+func EncodeRequestFor(req *adapters.Request, model string, d Dialect) ([]byte, error) {
 	w := wireRequest{
 		Model:               model,
 		ParallelToolCalls:   req.ParallelToolCalls,
@@ -338,9 +345,12 @@ func EncodeRequest(req *adapters.Request, model string) ([]byte, error) {
 	} else {
 		w.ParallelToolCalls = nil
 	}
+	if err := d.adapt(req, &w); err != nil {
+		return nil, err
+	}
 	messages := make([]outMessage, 0, len(req.Messages))
 	for i, m := range req.Messages {
-		out, err := encodeMessage(req, m, i)
+		out, err := encodeMessage(req, m, i, d)
 		if err != nil {
 			return nil, err
 		}
@@ -353,9 +363,12 @@ func EncodeRequest(req *adapters.Request, model string) ([]byte, error) {
 	return json.Marshal(encoded{w, messages})
 }
 
-func encodeMessage(req *adapters.Request, m adapters.Message, i int) (outMessage, error) {
+func encodeMessage(req *adapters.Request, m adapters.Message, i int, d Dialect) (outMessage, error) {
 	param := fmt.Sprintf("messages[%d]", i)
-	out := outMessage{Role: string(m.Role), ToolCallID: m.ToolCallID}
+	out := outMessage{Role: string(m.Role)}
+	if m.ToolCallID != "" {
+		out.ToolCallID = d.toolCallID(m.ToolCallID)
+	}
 	onlyText := !slices.ContainsFunc(m.Content, func(p adapters.Part) bool { return p.Type != adapters.PartText })
 	switch {
 	case len(m.Content) == 0:
@@ -393,7 +406,7 @@ func encodeMessage(req *adapters.Request, m adapters.Message, i int) (outMessage
 	}
 	for _, c := range m.ToolCalls {
 		var tc wireToolCall
-		tc.ID, tc.Type = c.ID, "function"
+		tc.ID, tc.Type = d.toolCallID(c.ID), "function"
 		tc.Function.Name, tc.Function.Arguments = c.Name, c.Arguments
 		out.ToolCalls = append(out.ToolCalls, tc)
 	}
@@ -435,7 +448,7 @@ func DecodeResponse(body []byte) (*adapters.Response, error) {
 	for _, tc := range c.Message.ToolCalls {
 		resp.ToolCalls = append(resp.ToolCalls, adapters.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
 	}
-	resp.Finish = adapters.FinishReason(c.FinishReason)
+	resp.Finish = adapters.FinishReason(finishReason(c.FinishReason))
 	return resp, nil
 }
 
@@ -520,44 +533,4 @@ func EncodeResponse(resp *adapters.Response, model string) []byte {
 		Usage: outUsageOf(resp.Usage),
 	})
 	return b
-}
-
-// DecodeError reads an OpenAI-format error response. Message is empty
-// when the body holds no error object.
-func DecodeError(status int, h http.Header, body []byte) *adapters.UpstreamError {
-	e := &adapters.UpstreamError{Status: status}
-	if s := ReadSummary(body); s.Error != nil {
-		e.Type, e.Code, e.Message = s.Error.Type, s.Error.CodeString(), s.Error.Message
-	}
-	e.Kind = errorKind(status, e.Type, e.Code, e.Message)
-	e.Retryable = e.Kind == adapters.ErrRateLimit || e.Kind == adapters.ErrOverloaded || e.Kind == adapters.ErrServer
-	if secs, err := strconv.ParseFloat(h.Get("Retry-After"), 64); err == nil && secs > 0 {
-		e.RetryAfter = time.Duration(secs * float64(time.Second))
-	}
-	return e
-}
-
-func errorKind(status int, typ, code, message string) adapters.ErrorKind {
-	switch {
-	case code == "insufficient_quota" || typ == "insufficient_quota":
-		return adapters.ErrQuota
-	case status == http.StatusTooManyRequests:
-		return adapters.ErrRateLimit
-	case status == http.StatusUnauthorized:
-		return adapters.ErrAuth
-	case status == http.StatusForbidden:
-		return adapters.ErrPermission
-	case status == http.StatusNotFound:
-		return adapters.ErrNotFound
-	case status == http.StatusRequestEntityTooLarge:
-		return adapters.ErrTooLarge
-	case code == "context_length_exceeded" || strings.Contains(message, "maximum context length"):
-		return adapters.ErrContextLength
-	case status == http.StatusServiceUnavailable || status == 529:
-		return adapters.ErrOverloaded
-	case status >= 500 || status == 0:
-		return adapters.ErrServer
-	default:
-		return adapters.ErrInvalidRequest
-	}
 }
