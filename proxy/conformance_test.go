@@ -19,16 +19,36 @@ import (
 
 const anthropicKey = "sk-ant-upstream-SECRET-9c2e41d0"
 
-// conformanceHarness is a gateway with an OpenAI-format fake ("smart")
-// and an Anthropic fake ("claude").
-func conformanceHarness(t *testing.T) (*harness, *testkit.AnthropicUpstream) {
+// conformanceFake is one fake provider of the conformance gateway: what it
+// adds to the configuration's providers and models sections, and, once
+// the gateway runs, the table rows of its models.
+type conformanceFake struct {
+	providers, models string
+	rows              func(t *testing.T, h *harness) []want
+}
+
+// conformanceFakes start the fakes of the table, each once per gateway.
+// Another file of this package adds its providers' fakes in an init
+// function; every test of the table then runs their rows too.
+var conformanceFakes = []func(t testing.TB) conformanceFake{openaiFake, anthropicFake}
+
+// conformanceHarness is a gateway with every fake of conformanceFakes.
+func conformanceHarness(t *testing.T) (*harness, []want) {
 	t.Helper()
-	ant := testkit.NewAnthropicUpstream(t, anthropicKey)
-	h := newHarness(t, harnessOptions{
-		providers: "\n  - name: anthropic\n    type: anthropic\n    base_url: " + ant.URL + "\n    api_key: " + anthropicKey,
-		models:    "\n  - name: claude\n    provider: anthropic\n    upstream_model: claude-sonnet-4-5",
-	})
-	return h, ant
+	var o harnessOptions
+	var fakes []conformanceFake
+	for _, start := range conformanceFakes {
+		f := start(t)
+		o.providers += f.providers
+		o.models += f.models
+		fakes = append(fakes, f)
+	}
+	h := newHarness(t, o)
+	var rows []want
+	for _, f := range fakes {
+		rows = append(rows, f.rows(t, h)...)
+	}
+	return h, rows
 }
 
 // answer is what a client read from the gateway, in either format.
@@ -41,105 +61,156 @@ type answer struct {
 	prompt     int
 	completion int
 	errCode    string // OpenAI error code, or Anthropic error type
+	errParam   string // OpenAI error param
 	retryAfter string
+	vectors    int // embeddings returned
 	raw        []byte
 }
 
-// want is one provider's expected answers.
+// want is one model's row of the table: what each kind of call must
+// answer, and how to make its provider fail.
 type want struct {
-	model                  string
-	text, toolText         string
-	usage, toolUsage       [2]int // prompt, completion
-	rateLimitRetryAfter    string
-	failRateLimit          func()
-	failAuth               func()
-	failContext            func()
-	reset                  func()
-	upstreamSawToolResult  func(t *testing.T)
-	upstreamSawImages      func(t *testing.T)
-	passthroughNonStreamed []byte // the exact bytes a same-format client gets
+	model            string
+	text, toolText   string
+	usage, toolUsage [2]int // prompt, completion
+	// noTools is set for a provider without function calling: every call
+	// offering tools is refused with 400, param "tools".
+	noTools bool
+	// embeddings is the prompt token count of the embeddings call; 0 for a
+	// provider without embeddings, which is refused with 400.
+	embeddings          int
+	rateLimitRetryAfter string
+	failRateLimit       func()
+	failAuth            func()
+	failContext         func()
+	reset               func()
+	// upstreamSawToolResult and upstreamSawImages check the provider's
+	// last request.
+	upstreamSawToolResult func(t *testing.T)
+	upstreamSawImages     func(t *testing.T)
+	// chatPassthrough and messagesPassthrough are the exact bytes a
+	// same-format client gets for the plain call, when they pass through.
+	chatPassthrough, messagesPassthrough []byte
+	// requests returns what the row's provider received.
+	requests func() []testkit.Received
+	// failOverloaded and failMidstream, when set, make the provider
+	// answer overloaded, and break a stream with an error event.
+	failOverloaded, failMidstream func()
+}
+
+// row returns the table's row of model.
+func row(t *testing.T, rows []want, model string) want {
+	t.Helper()
+	for _, r := range rows {
+		if r.model == model {
+			return r
+		}
+	}
+	t.Fatalf("no row for model %q", model)
+	return want{}
 }
 
 var weatherArgs = map[string]any{"location": "Paris, France", "unit": "celsius"}
 
-func conformanceProviders(t *testing.T, h *harness, ant *testkit.AnthropicUpstream) []want {
-	openaiFail := func(status int, fixture string, header http.Header) func() {
-		return func() {
-			h.upstream.Status, h.upstream.Body, h.upstream.Header = status, testkit.Fixture(fixture), header
-		}
-	}
-	lastAnthropic := func(t *testing.T) map[string]any {
-		t.Helper()
-		reqs := ant.Requests()
-		var m map[string]any
-		if err := json.Unmarshal(reqs[len(reqs)-1].Body, &m); err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
-	lastOpenAI := func(t *testing.T) map[string]any {
-		t.Helper()
-		reqs := h.upstream.Requests()
-		var m map[string]any
-		if err := json.Unmarshal(reqs[len(reqs)-1].Body, &m); err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
-	return []want{
-		{
-			model: "smart", text: "Red, yellow, and blue.", toolText: "",
-			usage: [2]int{27, 7}, toolUsage: [2]int{71, 19},
-			rateLimitRetryAfter: "1",
-			failRateLimit:       openaiFail(429, "error_429.json", http.Header{"Retry-After": {"1"}}),
-			failAuth:            openaiFail(401, "error_401.json", nil),
-			failContext:         openaiFail(400, "error_400_context_length.json", nil),
-			reset:               func() { h.upstream.Status, h.upstream.Body, h.upstream.Header = 0, nil, nil },
-			upstreamSawToolResult: func(t *testing.T) {
-				msgs := lastOpenAI(t)["messages"].([]any)
-				last := msgs[len(msgs)-1].(map[string]any)
-				if last["role"] != "tool" || !strings.HasPrefix(last["tool_call_id"].(string), "toolu_") && !strings.HasPrefix(last["tool_call_id"].(string), "call_") {
-					t.Errorf("upstream's last message = %v", last)
-				}
-			},
-			upstreamSawImages: func(t *testing.T) {
-				msgs := lastOpenAI(t)["messages"].([]any)
-				body, _ := json.Marshal(msgs)
-				if !bytes.Contains(body, []byte(`"url":"data:image/png;base64,iVBORw0KGgo="`)) {
-					t.Errorf("upstream messages lost the image: %s", body)
-				}
-			},
-			passthroughNonStreamed: testkit.Fixture("chat_response.json"),
-		},
-		{
-			model: "claude", text: "Red, yellow, and blue.", toolText: "I'll check the current weather in Paris.",
-			usage: [2]int{24, 10}, toolUsage: [2]int{412, 71},
-			rateLimitRetryAfter: testkit.AnthropicRetryAfter,
-			failRateLimit:       func() { ant.Fail(testkit.AnthropicRateLimited) },
-			failAuth:            func() { ant.Fail(testkit.AnthropicAuth) },
-			failContext:         func() { ant.Fail(testkit.AnthropicContextLength) },
-			reset:               func() { ant.Fail("") },
-			upstreamSawToolResult: func(t *testing.T) {
-				msgs := lastAnthropic(t)["messages"].([]any)
-				last := msgs[len(msgs)-1].(map[string]any)
-				blocks, _ := last["content"].([]any)
-				if last["role"] != "user" || len(blocks) == 0 || blocks[0].(map[string]any)["type"] != "tool_result" {
-					t.Errorf("upstream's last message = %v, want a user turn starting with a tool_result", last)
-				}
-				prev := msgs[len(msgs)-2].(map[string]any)
-				if b, _ := json.Marshal(prev); !bytes.Contains(b, []byte(`"type":"tool_use"`)) || !bytes.Contains(b, []byte(`"input":{`)) {
-					t.Errorf("assistant turn = %s, want a tool_use block with an input object", b)
-				}
-			},
-			upstreamSawImages: func(t *testing.T) {
-				b, _ := json.Marshal(lastAnthropic(t)["messages"])
-				if !bytes.Contains(b, []byte(`"source":{"data":"iVBORw0KGgo=","media_type":"image/png","type":"base64"}`)) {
-					t.Errorf("upstream messages lost the image: %s", b)
-				}
-			},
-			passthroughNonStreamed: testkit.AnthropicFixture("chat_response.json"),
+// openaiFake is the harness's own OpenAI-format fake, model "smart", and
+// a vLLM server (model "vllm"), which speaks OpenAI's format exactly and
+// so is played by a fake of the same kind.
+func openaiFake(t testing.TB) conformanceFake {
+	vllm := testkit.NewUpstream(t)
+	return conformanceFake{
+		providers: "\n  - name: vllm\n    type: vllm\n    base_url: " + vllm.URL + "/v1",
+		models:    "\n  - name: vllm\n    provider: vllm\n    upstream_model: meta-llama/Llama-3.1-8B-Instruct",
+		rows: func(t *testing.T, h *harness) []want {
+			return []want{openaiRow("smart", h.upstream), openaiRow("vllm", vllm)}
 		},
 	}
+}
+
+// openaiRow is the row of a model served by the OpenAI-format fake up.
+func openaiRow(model string, up *testkit.Upstream) want {
+	fail := func(status int, fixture string, header http.Header) func() {
+		return func() { up.Status, up.Body, up.Header = status, testkit.Fixture(fixture), header }
+	}
+	return want{
+		model: model, text: "Red, yellow, and blue.", toolText: "",
+		usage: [2]int{27, 7}, toolUsage: [2]int{71, 19}, embeddings: 12,
+		rateLimitRetryAfter: "1",
+		failRateLimit:       fail(429, "error_429.json", http.Header{"Retry-After": {"1"}}),
+		failAuth:            fail(401, "error_401.json", nil),
+		failContext:         fail(400, "error_400_context_length.json", nil),
+		reset:               func() { up.Status, up.Body, up.Header = 0, nil, nil },
+		upstreamSawToolResult: func(t *testing.T) {
+			msgs := lastBody(t, up.Requests())["messages"].([]any)
+			last := msgs[len(msgs)-1].(map[string]any)
+			if last["role"] != "tool" || !strings.HasPrefix(last["tool_call_id"].(string), "toolu_") && !strings.HasPrefix(last["tool_call_id"].(string), "call_") {
+				t.Errorf("upstream's last message = %v", last)
+			}
+		},
+		upstreamSawImages: func(t *testing.T) {
+			body, _ := json.Marshal(lastBody(t, up.Requests())["messages"])
+			if !bytes.Contains(body, []byte(`"url":"data:image/png;base64,iVBORw0KGgo="`)) {
+				t.Errorf("upstream messages lost the image: %s", body)
+			}
+		},
+		chatPassthrough: testkit.Fixture("chat_response.json"),
+		requests:        up.Requests,
+	}
+}
+
+// anthropicFake is a fake Anthropic, model "claude".
+func anthropicFake(t testing.TB) conformanceFake {
+	ant := testkit.NewAnthropicUpstream(t, anthropicKey)
+	lastAnthropic := func(t *testing.T) map[string]any { return lastBody(t, ant.Requests()) }
+	return conformanceFake{
+		providers: "\n  - name: anthropic\n    type: anthropic\n    base_url: " + ant.URL + "\n    api_key: " + anthropicKey,
+		models:    "\n  - name: claude\n    provider: anthropic\n    upstream_model: claude-sonnet-4-5",
+		rows: func(*testing.T, *harness) []want {
+			return []want{{
+				model: "claude", text: "Red, yellow, and blue.", toolText: "I'll check the current weather in Paris.",
+				usage: [2]int{24, 10}, toolUsage: [2]int{412, 71},
+				rateLimitRetryAfter: testkit.AnthropicRetryAfter,
+				failRateLimit:       func() { ant.Fail(testkit.AnthropicRateLimited) },
+				failAuth:            func() { ant.Fail(testkit.AnthropicAuth) },
+				failContext:         func() { ant.Fail(testkit.AnthropicContextLength) },
+				reset:               func() { ant.Fail("") },
+				upstreamSawToolResult: func(t *testing.T) {
+					msgs := lastAnthropic(t)["messages"].([]any)
+					last := msgs[len(msgs)-1].(map[string]any)
+					blocks, _ := last["content"].([]any)
+					if last["role"] != "user" || len(blocks) == 0 || blocks[0].(map[string]any)["type"] != "tool_result" {
+						t.Errorf("upstream's last message = %v, want a user turn starting with a tool_result", last)
+					}
+					prev := msgs[len(msgs)-2].(map[string]any)
+					if b, _ := json.Marshal(prev); !bytes.Contains(b, []byte(`"type":"tool_use"`)) || !bytes.Contains(b, []byte(`"input":{`)) {
+						t.Errorf("assistant turn = %s, want a tool_use block with an input object", b)
+					}
+				},
+				upstreamSawImages: func(t *testing.T) {
+					b, _ := json.Marshal(lastAnthropic(t)["messages"])
+					if !bytes.Contains(b, []byte(`"source":{"data":"iVBORw0KGgo=","media_type":"image/png","type":"base64"}`)) {
+						t.Errorf("upstream messages lost the image: %s", b)
+					}
+				},
+				messagesPassthrough: testkit.AnthropicFixture("chat_response.json"),
+				requests:            ant.Requests,
+				failOverloaded:      func() { ant.Fail(testkit.AnthropicOverloaded) },
+				failMidstream:       func() { ant.Fail(testkit.AnthropicMidstream) },
+			}}
+		},
+	}
+}
+
+// lastBody decodes the body of the last request a fake received.
+func lastBody(t *testing.T, reqs []testkit.Received) map[string]any {
+	t.Helper()
+	if len(reqs) == 0 {
+		t.Fatal("the upstream received no request")
+	}
+	var m map[string]any
+	if err := json.Unmarshal(reqs[len(reqs)-1].Body, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // withModel rewrites a fixture request for model, streamed or not.
@@ -162,10 +233,14 @@ func withModel(t *testing.T, fixture []byte, model string, stream bool, extra ma
 	return string(b)
 }
 
+// refusedForTools is the answer to a call offering tools to a provider
+// without function calling.
+var refusedForTools = answer{status: 400, errCode: "invalid_request", errParam: "tools"}
+
 func TestConformanceChatCompletions(t *testing.T) {
-	h, ant := conformanceHarness(t)
+	h, rows := conformanceHarness(t)
 	records := 0
-	for _, p := range conformanceProviders(t, h, ant) {
+	for _, p := range rows {
 		chat := func(t *testing.T, body string, stream bool) answer {
 			t.Helper()
 			resp := h.post(engKey, body)
@@ -181,10 +256,14 @@ func TestConformanceChatCompletions(t *testing.T) {
 		plain := func(stream bool) string {
 			return withModel(t, []byte(`{"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Name the three primary colors."}],"max_completion_tokens":64}`), p.model, stream, nil)
 		}
+		toolAnswer := answer{status: 200, text: p.toolText, toolName: "get_weather", toolArgs: weatherArgs, finish: "tool_calls", prompt: p.toolUsage[0], completion: p.toolUsage[1]}
+		if p.noTools {
+			toolAnswer = refusedForTools
+		}
 		t.Run(p.model+"/plain chat", func(t *testing.T) {
 			a := chat(t, plain(false), false)
 			checkAnswer(t, a, answer{status: 200, text: p.text, finish: "stop", prompt: p.usage[0], completion: p.usage[1]})
-			if p.model == "smart" && !bytes.Equal(a.raw, p.passthroughNonStreamed) {
+			if p.chatPassthrough != nil && !bytes.Equal(a.raw, p.chatPassthrough) {
 				t.Errorf("same-format answer changed on the way:\n%s", a.raw)
 			}
 		})
@@ -194,14 +273,18 @@ func TestConformanceChatCompletions(t *testing.T) {
 		})
 		t.Run(p.model+"/tool call", func(t *testing.T) {
 			a := chat(t, withModel(t, testkit.Fixture("tool_call_request.json"), p.model, false, nil), false)
-			checkAnswer(t, a, answer{status: 200, text: p.toolText, toolName: "get_weather", toolArgs: weatherArgs, finish: "tool_calls", prompt: p.toolUsage[0], completion: p.toolUsage[1]})
+			checkAnswer(t, a, toolAnswer)
 		})
 		t.Run(p.model+"/streamed tool call", func(t *testing.T) {
 			a := chat(t, withModel(t, testkit.Fixture("tool_call_request.json"), p.model, true, nil), true)
-			checkAnswer(t, a, answer{status: 200, text: p.toolText, toolName: "get_weather", toolArgs: weatherArgs, finish: "tool_calls", prompt: p.toolUsage[0], completion: p.toolUsage[1]})
+			checkAnswer(t, a, toolAnswer)
 		})
 		t.Run(p.model+"/tool result turn", func(t *testing.T) {
 			a := chat(t, withModel(t, testkit.Fixture("tool_result_request.json"), p.model, false, nil), false)
+			if p.noTools {
+				checkAnswer(t, a, refusedForTools)
+				return
+			}
 			checkAnswer(t, a, answer{status: 200, text: p.text, finish: "stop", prompt: p.usage[0], completion: p.usage[1]})
 			p.upstreamSawToolResult(t)
 		})
@@ -210,6 +293,25 @@ func TestConformanceChatCompletions(t *testing.T) {
 			a := chat(t, body, false)
 			checkAnswer(t, a, answer{status: 200, text: p.text, finish: "stop", prompt: p.usage[0], completion: p.usage[1]})
 			p.upstreamSawImages(t)
+		})
+		t.Run(p.model+"/embeddings", func(t *testing.T) {
+			resp := h.postPath("/v1/embeddings", engKey, `{"model":"`+p.model+`","input":["The cat sat on the mat.","A dog barked twice."],"encoding_format":"float"}`)
+			records++
+			a := readEmbeddingsAnswer(t, resp)
+			rec := h.records.last(t, records)
+			if p.embeddings == 0 {
+				checkAnswer(t, a, answer{status: 400, errCode: "unsupported_endpoint"})
+				return
+			}
+			if a.status != 200 || a.vectors != 2 || a.prompt != p.embeddings {
+				t.Fatalf("status %d, %d vectors, %d prompt tokens, want 2 vectors and %d: %s", a.status, a.vectors, a.prompt, p.embeddings, a.raw)
+			}
+			if rec.Endpoint != "/v1/embeddings" || !rec.Decision.Evaluated || !rec.UsageReported || rec.PromptTokens != p.embeddings || rec.CompletionTokens != 0 {
+				t.Errorf("record: endpoint %q, decision %+v, tokens %d/%d", rec.Endpoint, rec.Decision, rec.PromptTokens, rec.CompletionTokens)
+			}
+			if m := lastBody(t, p.requests()); m["model"] == p.model || m["input"] == nil {
+				t.Errorf("upstream embeddings request %v: the model should be the upstream's", m)
+			}
 		})
 		for _, f := range []struct {
 			name       string
@@ -230,17 +332,18 @@ func TestConformanceChatCompletions(t *testing.T) {
 			})
 		}
 	}
+	claude := row(t, rows, "claude")
 	t.Run("claude/529 overloaded is a 503 to OpenAI clients", func(t *testing.T) {
-		ant.Fail(testkit.AnthropicOverloaded)
-		defer ant.Fail("")
+		claude.failOverloaded()
+		defer claude.reset()
 		resp := h.post(engKey, withModel(t, []byte(`{"messages":[{"role":"user","content":"hi"}]}`), "claude", false, nil))
 		records++
 		a := readOpenAIAnswer(t, resp, false)
 		checkAnswer(t, a, answer{status: 503, errCode: "overloaded", retryAfter: testkit.AnthropicRetryAfter})
 	})
 	t.Run("claude/mid-stream error ends the stream with an error chunk", func(t *testing.T) {
-		ant.Fail(testkit.AnthropicMidstream)
-		defer ant.Fail("")
+		claude.failMidstream()
+		defer claude.reset()
 		resp := h.post(engKey, withModel(t, []byte(`{"messages":[{"role":"user","content":"hi"}]}`), "claude", true, nil))
 		records++
 		body := readAll(t, resp.Body)
@@ -253,7 +356,7 @@ func TestConformanceChatCompletions(t *testing.T) {
 		}
 	})
 	t.Run("claude/the gateway speaks Anthropic's headers upstream", func(t *testing.T) {
-		reqs := ant.Requests()
+		reqs := claude.requests()
 		r := reqs[len(reqs)-1]
 		if r.Header.Get("X-Api-Key") != anthropicKey || r.Header.Get("Anthropic-Version") != "2023-06-01" || r.Header.Get("Authorization") != "" {
 			t.Errorf("upstream headers %v", r.Header)
@@ -267,9 +370,9 @@ func TestConformanceChatCompletions(t *testing.T) {
 }
 
 func TestConformanceMessages(t *testing.T) {
-	h, ant := conformanceHarness(t)
+	h, rows := conformanceHarness(t)
 	records := 0
-	for _, p := range conformanceProviders(t, h, ant) {
+	for _, p := range rows {
 		msgs := func(t *testing.T, body string, stream bool) answer {
 			t.Helper()
 			resp := h.postPath("/v1/messages", engKey, body)
@@ -288,10 +391,14 @@ func TestConformanceMessages(t *testing.T) {
 		plain := func(stream bool) string {
 			return withModel(t, testkit.AnthropicFixture("chat_request.json"), p.model, stream, nil)
 		}
+		toolAnswer := answer{status: 200, text: p.toolText, toolName: "get_weather", toolArgs: weatherArgs, finish: "tool_use", prompt: p.toolUsage[0], completion: p.toolUsage[1]}
+		if p.noTools {
+			toolAnswer = answer{status: 400, errCode: "invalid_request_error"}
+		}
 		t.Run(p.model+"/plain", func(t *testing.T) {
 			a := msgs(t, plain(false), false)
 			checkAnswer(t, a, answer{status: 200, text: p.text, finish: "end_turn", prompt: p.usage[0], completion: p.usage[1]})
-			if p.model == "claude" && !bytes.Equal(a.raw, p.passthroughNonStreamed) {
+			if p.messagesPassthrough != nil && !bytes.Equal(a.raw, p.messagesPassthrough) {
 				t.Errorf("same-format answer changed on the way:\n%s", a.raw)
 			}
 		})
@@ -301,14 +408,18 @@ func TestConformanceMessages(t *testing.T) {
 		})
 		t.Run(p.model+"/tool call", func(t *testing.T) {
 			a := msgs(t, withModel(t, testkit.AnthropicFixture("tool_call_request.json"), p.model, false, nil), false)
-			checkAnswer(t, a, answer{status: 200, text: p.toolText, toolName: "get_weather", toolArgs: weatherArgs, finish: "tool_use", prompt: p.toolUsage[0], completion: p.toolUsage[1]})
+			checkAnswer(t, a, toolAnswer)
 		})
 		t.Run(p.model+"/streamed tool call", func(t *testing.T) {
 			a := msgs(t, withModel(t, testkit.AnthropicFixture("tool_call_request.json"), p.model, true, nil), true)
-			checkAnswer(t, a, answer{status: 200, text: p.toolText, toolName: "get_weather", toolArgs: weatherArgs, finish: "tool_use", prompt: p.toolUsage[0], completion: p.toolUsage[1]})
+			checkAnswer(t, a, toolAnswer)
 		})
 		t.Run(p.model+"/tool result turn", func(t *testing.T) {
 			a := msgs(t, withModel(t, testkit.AnthropicFixture("tool_result_request.json"), p.model, false, nil), false)
+			if p.noTools {
+				checkAnswer(t, a, toolAnswer)
+				return
+			}
 			checkAnswer(t, a, answer{status: 200, text: p.text, finish: "end_turn", prompt: p.usage[0], completion: p.usage[1]})
 			p.upstreamSawToolResult(t)
 		})
@@ -337,9 +448,10 @@ func TestConformanceMessages(t *testing.T) {
 			})
 		}
 	}
+	claude := row(t, rows, "claude")
 	t.Run("claude/529 stays 529 for Anthropic clients", func(t *testing.T) {
-		ant.Fail(testkit.AnthropicOverloaded)
-		defer ant.Fail("")
+		claude.failOverloaded()
+		defer claude.reset()
 		resp := h.postPath("/v1/messages", engKey, withModel(t, testkit.AnthropicFixture("chat_request.json"), "claude", false, nil))
 		records++
 		a := readAnthropicAnswer(t, resp, false)
@@ -347,8 +459,7 @@ func TestConformanceMessages(t *testing.T) {
 	})
 	t.Run("claude/passthrough rewrites only the model", func(t *testing.T) {
 		want := strings.Replace(withModel(t, testkit.AnthropicFixture("chat_request.json"), "claude", false, nil), `"model":"claude"`, `"model":"claude-sonnet-4-5"`, 1)
-		reqs := ant.Requests()
-		for _, r := range reqs {
+		for _, r := range claude.requests() {
 			if string(r.Body) == want {
 				return
 			}
@@ -391,8 +502,8 @@ func checkAnswer(t *testing.T, got, want answer) {
 		t.Fatalf("status %d, want %d: %s", got.status, want.status, got.raw)
 	}
 	if want.status != 200 {
-		if got.errCode != want.errCode || got.retryAfter != want.retryAfter {
-			t.Errorf("error %q retry-after %q, want %q %q: %s", got.errCode, got.retryAfter, want.errCode, want.retryAfter, got.raw)
+		if got.errCode != want.errCode || got.retryAfter != want.retryAfter || (want.errParam != "" && got.errParam != want.errParam) {
+			t.Errorf("error %q param %q retry-after %q, want %q %q %q: %s", got.errCode, got.errParam, got.retryAfter, want.errCode, want.errParam, want.retryAfter, got.raw)
 		}
 		return
 	}
@@ -444,17 +555,7 @@ func readOpenAIAnswer(t *testing.T, resp *http.Response, stream bool) answer {
 	resp.Body.Close()
 	a := answer{status: resp.StatusCode, raw: body, retryAfter: resp.Header.Get("Retry-After")}
 	if resp.StatusCode != 200 {
-		var e struct {
-			Error struct {
-				Code *string `json:"code"`
-			} `json:"error"`
-		}
-		if err := json.Unmarshal(body, &e); err != nil {
-			t.Fatalf("error body is not OpenAI's shape: %s", body)
-		}
-		if e.Error.Code != nil {
-			a.errCode = *e.Error.Code
-		}
+		a.errCode, a.errParam = readOpenAIError(t, body)
 		return a
 	}
 	type usage struct {
@@ -650,6 +751,66 @@ func readAnthropicAnswer(t *testing.T, resp *http.Response, stream bool) answer 
 	a.text = text.String()
 	if args.Len() > 0 {
 		a.toolArgs = parseArgs(t, args.String())
+	}
+	return a
+}
+
+// readOpenAIError reads the code and param of an error in OpenAI's shape.
+func readOpenAIError(t *testing.T, body []byte) (code, param string) {
+	t.Helper()
+	var e struct {
+		Error struct {
+			Message string  `json:"message"`
+			Type    string  `json:"type"`
+			Code    *string `json:"code"`
+			Param   *string `json:"param"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil || e.Error.Message == "" || e.Error.Type == "" {
+		t.Fatalf("error body is not OpenAI's shape: %s", body)
+	}
+	if e.Error.Code != nil {
+		code = *e.Error.Code
+	}
+	if e.Error.Param != nil {
+		param = *e.Error.Param
+	}
+	return code, param
+}
+
+// readEmbeddingsAnswer reads an embeddings response: how many vectors,
+// and the prompt tokens of its usage.
+func readEmbeddingsAnswer(t *testing.T, resp *http.Response) answer {
+	t.Helper()
+	body := readAll(t, resp.Body)
+	resp.Body.Close()
+	a := answer{status: resp.StatusCode, raw: body, retryAfter: resp.Header.Get("Retry-After")}
+	if resp.StatusCode != 200 {
+		a.errCode, a.errParam = readOpenAIError(t, body)
+		return a
+	}
+	var e struct {
+		Object string `json:"object"`
+		Data   []struct {
+			Object    string    `json:"object"`
+			Embedding []float64 `json:"embedding"`
+		} `json:"data"`
+		Usage struct {
+			PromptTokens int `json:"prompt_tokens"`
+			TotalTokens  int `json:"total_tokens"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil || e.Object != "list" {
+		t.Fatalf("not an embeddings list: %s", body)
+	}
+	for _, d := range e.Data {
+		if d.Object != "embedding" || len(d.Embedding) == 0 {
+			t.Errorf("not an embedding: %+v", d)
+		}
+	}
+	a.vectors, a.prompt = len(e.Data), e.Usage.PromptTokens
+	if e.Usage.TotalTokens != a.prompt {
+		t.Errorf("total_tokens %d, prompt_tokens %d", e.Usage.TotalTokens, a.prompt)
 	}
 	return a
 }

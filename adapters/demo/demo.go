@@ -13,7 +13,9 @@
 //     caller goes away;
 //   - a request offering function tools gets a call of the named (or first)
 //     tool, its required arguments filled from the prompt, unless the
-//     choice is "none" or the last turn brings a tool's result back.
+//     choice is "none" or the last turn brings a tool's result back;
+//   - POST /v1/embeddings answers with unit vectors drawn from each input's
+//     hash (Embed), the same every time for the same text.
 package demo
 
 import (
@@ -34,11 +36,13 @@ type Handler struct {
 	Now func() time.Time
 }
 
-// ServeHTTP serves POST /v1/chat/completions and GET /v1/models.
+// ServeHTTP serves POST /v1/chat/completions, POST /v1/embeddings and GET /v1/models.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/chat/completions"):
 		h.chat(w, r)
+	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/embeddings"):
+		h.embeddings(w, r)
 	case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/models"):
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"object":"list","data":[{"id":"demo","object":"model","created":%d,"owned_by":"portcullis"}]}`, h.now().Unix())

@@ -496,7 +496,7 @@ func TestModelsAndUnknownPaths(t *testing.T) {
 		t.Errorf("models = %d %s", resp.StatusCode, body)
 	}
 
-	for _, target := range []string{"/v1/embeddings", "/v1/chat/completions/x"} {
+	for _, target := range []string{"/v1/completions", "/v1/chat/completions/x"} {
 		resp, err := c.Post("http://demo.invalid"+target, "application/json", strings.NewReader(`{}`))
 		if err != nil {
 			t.Fatal(err)

@@ -36,7 +36,8 @@ type Received struct {
 	Body   []byte
 }
 
-// Upstream is a fake OpenAI chat completions upstream.
+// Upstream is a fake OpenAI chat completions upstream; it answers
+// embeddings requests (any path ending in /embeddings) too.
 type Upstream struct {
 	*httptest.Server
 
@@ -92,6 +93,11 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(u.Status)
 		w.Write(u.Body)
+		return
+	}
+	if strings.HasSuffix(r.URL.Path, "/embeddings") {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(Fixture("embeddings_response.json"))
 		return
 	}
 	var req struct {
