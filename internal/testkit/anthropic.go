@@ -37,7 +37,8 @@ const (
 	AnthropicMidstream AnthropicFailure = "midstream"
 )
 
-// AnthropicUpstream is a fake Anthropic Messages API. It checks the
+// AnthropicUpstream is a fake Anthropic Messages API (and its token
+// counting endpoint). It checks the
 // headers Anthropic requires (a wrong x-api-key gets Anthropic's 401),
 // and answers with the fixtures: the tool call answer when the request
 // offers tools (unless its last turn brings tool results back), the plain
@@ -51,6 +52,10 @@ type AnthropicUpstream struct {
 	received []Received
 	fail     AnthropicFailure
 }
+
+// AnthropicCountedTokens is the fake's answer to POST
+// /v1/messages/count_tokens, as {"input_tokens": N}.
+const AnthropicCountedTokens = "14"
 
 // AnthropicRetryAfter is the retry-after the fake sends on 429 and 529.
 const AnthropicRetryAfter = "7"
@@ -86,7 +91,8 @@ func (u *AnthropicUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	u.mu.Unlock()
 
 	w.Header().Set("Request-Id", "req_011CVxUpstream")
-	if r.Method != http.MethodPost || r.URL.Path != "/v1/messages" {
+	countTokens := r.URL.Path == "/v1/messages/count_tokens"
+	if r.Method != http.MethodPost || (r.URL.Path != "/v1/messages" && !countTokens) {
 		u.errorAnswer(w, http.StatusNotFound, []byte(`{"type":"error","error":{"type":"not_found_error","message":"Not found"}}`))
 		return
 	}
@@ -108,6 +114,11 @@ func (u *AnthropicUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := json.Unmarshal(body, &req); err != nil || len(req.Messages) == 0 {
 		u.errorAnswer(w, http.StatusBadRequest, []byte(`{"type":"error","error":{"type":"invalid_request_error","message":"messages: Field required"}}`))
+		return
+	}
+	if countTokens && fail == "" {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"input_tokens":` + AnthropicCountedTokens + `}`))
 		return
 	}
 	switch fail {

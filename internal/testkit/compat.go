@@ -297,7 +297,7 @@ func (u *CompatUpstream) refuse(fields map[string]json.RawMessage, n int, tools 
 func (u *CompatUpstream) stream(w http.ResponseWriter, r *http.Request, prefix string, includeUsage bool, delay time.Duration) {
 	events := bytes.SplitAfter(CompatFixture(u.Provider, prefix+"_stream.sse"), []byte("\n\n"))
 	if u.Provider == CompatAzure || u.Provider == CompatOllama {
-		kept := events[:0]
+		kept := make([][]byte, 0, len(events)+1)
 		hasUsage := false
 		for _, ev := range events {
 			if bytes.Contains(ev, []byte(`"choices":[],`)) && bytes.Contains(ev, []byte(`"usage":{`)) {
