@@ -307,7 +307,7 @@ func (u *CompatUpstream) stream(w http.ResponseWriter, r *http.Request, prefix s
 				}
 			}
 			if includeUsage && !hasUsage && bytes.HasPrefix(ev, []byte("data: [DONE]")) {
-				kept = append(kept, u.usageChunk(prefix))
+				kept = append(kept, u.usageChunk(prefix, kept[len(kept)-1]))
 			}
 			kept = append(kept, ev)
 		}
@@ -337,14 +337,20 @@ func (u *CompatUpstream) stream(w http.ResponseWriter, r *http.Request, prefix s
 	}
 }
 
-func (u *CompatUpstream) usageChunk(prefix string) []byte {
+// usageChunk is the usage chunk of a stream whose last chunk was last:
+// its id and model, the non-streamed answer's usage.
+func (u *CompatUpstream) usageChunk(prefix string, last []byte) []byte {
+	var chunk struct {
+		ID      string `json:"id"`
+		Model   string `json:"model"`
+		Created int64  `json:"created"`
+	}
+	_ = json.Unmarshal(bytes.TrimPrefix(bytes.TrimSpace(last), []byte("data: ")), &chunk)
 	var resp struct {
-		ID    string          `json:"id"`
-		Model string          `json:"model"`
 		Usage json.RawMessage `json:"usage"`
 	}
 	_ = json.Unmarshal(CompatFixture(u.Provider, prefix+"_response.json"), &resp)
-	b, _ := json.Marshal(map[string]any{"choices": []any{}, "id": resp.ID, "model": resp.Model, "object": "chat.completion.chunk", "usage": resp.Usage})
+	b, _ := json.Marshal(map[string]any{"choices": []any{}, "created": chunk.Created, "id": chunk.ID, "model": chunk.Model, "object": "chat.completion.chunk", "usage": resp.Usage})
 	return append(append([]byte("data: "), b...), "\n\n"...)
 }
 
