@@ -12,11 +12,24 @@ import (
 	"portcullis/adapters"
 )
 
+// dialectFolders are the testdata folders of OpenAI's format and of the
+// OpenAI-compatible dialects.
+var dialectFolders = []string{"openai", "azure-openai", "groq", "mistral", "perplexity", "ollama-openai"}
+
+// wireFixtures returns the fixtures matching pattern in every dialect's
+// folder.
 func wireFixtures(t testing.TB, pattern string) [][]byte {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join("..", "..", "internal", "testkit", "testdata", "openai", pattern))
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no fixtures %s: %v", pattern, err)
+	var paths []string
+	for _, folder := range dialectFolders {
+		p, err := filepath.Glob(filepath.Join("..", "..", "internal", "testkit", "testdata", folder, pattern))
+		if err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p...)
+	}
+	if len(paths) == 0 {
+		t.Fatalf("no fixtures %s", pattern)
 	}
 	var out [][]byte
 	for _, p := range paths {
