@@ -196,7 +196,15 @@ type Response struct {
 	ToolCalls []ToolCall
 	Finish    FinishReason
 	Usage     Usage
+	// Extra are the provider's answer fields that have no unified
+	// equivalent but that its own clients read, such as Perplexity's
+	// citations and search_results: written as top-level fields of an
+	// OpenAI answer, left out of other formats. nil when there are none.
+	Extra Extra
 }
+
+// Extra are answer fields kept raw, by name.
+type Extra map[string]json.RawMessage
 
 // EventType is the kind of a StreamEvent.
 type EventType uint8
@@ -239,6 +247,8 @@ type StreamEvent struct {
 	Finish     FinishReason
 	Usage      *Usage
 	Err        *UpstreamError
+	// Extra is set on EventFinish, as Response.Extra.
+	Extra Extra
 }
 
 // ErrorKind classifies a provider's error, whatever its wire shape.

@@ -226,12 +226,27 @@ func TestCompatStreams(t *testing.T) {
 			if bytes.Contains(raw, []byte(`"prompt_filter_results"`)) || bytes.Count(raw, []byte("data: [DONE]")) != 1 {
 				t.Errorf("stream:\n%s", raw)
 			}
+			if tt.model == "sonar" && !bytes.Contains(raw, []byte(`"citations":["https://science.nasa.gov/saturn/moons/",`)) {
+				t.Errorf("Perplexity's citations are lost:\n%s", raw)
+			}
 			rec := h.records.last(t, i+1)
 			if rec.ErrorClass != "" || rec.Status != 200 || rec.PromptTokens != tt.usage[0] || rec.CompletionTokens != tt.usage[1] {
 				t.Errorf("record: class %q status %d tokens %d/%d", rec.ErrorClass, rec.Status, rec.PromptTokens, rec.CompletionTokens)
 			}
 		})
 	}
+	t.Run("sonar's citations and search results in a whole answer", func(t *testing.T) {
+		resp := h.post(engKey, `{"model":"sonar","messages":[{"role":"user","content":"Moons?"}]}`)
+		a := readOpenAIAnswer(t, resp, false)
+		var extra struct {
+			Object        string   `json:"object"`
+			Citations     []string `json:"citations"`
+			SearchResults []any    `json:"search_results"`
+		}
+		if err := json.Unmarshal(a.raw, &extra); err != nil || a.text != sonarText || extra.Object != "chat.completion" || len(extra.Citations) != 2 || len(extra.SearchResults) != 2 {
+			t.Errorf("answer %s", a.raw)
+		}
+	})
 	if r := azure.Requests(); len(r) != 1 || !bytes.Contains(r[0].Body, []byte(`"include_usage":true`)) {
 		t.Errorf("azure requests %d", len(r))
 	}

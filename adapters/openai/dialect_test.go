@@ -232,3 +232,52 @@ func TestStreamDecoderDialects(t *testing.T) {
 		})
 	}
 }
+
+// Perplexity's citations and search results survive translation: in the
+// chat completion, and on the finish chunk of a stream.
+func TestPerplexityCitationsCarried(t *testing.T) {
+	resp, err := DecodeResponse(dialectFixture(t, "perplexity", "chat_response.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := EncodeResponse(resp, "sonar")
+	var answer struct {
+		Citations     []string         `json:"citations"`
+		SearchResults []map[string]any `json:"search_results"`
+	}
+	if err := json.Unmarshal(out, &answer); err != nil || len(answer.Citations) != 2 || len(answer.SearchResults) != 2 || answer.SearchResults[0]["title"] != "Saturn Moons - NASA Science" {
+		t.Errorf("answer %s", out)
+	}
+
+	d := NewStreamDecoder(bytes.NewReader(dialectFixture(t, "perplexity", "chat_stream.sse")))
+	e := NewStreamEncoder("sonar", false)
+	var stream bytes.Buffer
+	for {
+		ev, err := d.Next()
+		if err != nil {
+			break
+		}
+		stream.Write(e.Encode(ev))
+	}
+	stream.Write(e.End())
+	for _, ev := range bytes.Split(stream.Bytes(), []byte("\n\n")) {
+		data, _ := bytes.CutPrefix(ev, []byte("data: "))
+		isFinish := bytes.Contains(data, []byte(`"finish_reason":"stop"`))
+		hasCitations := bytes.Contains(data, []byte(`"citations":["https://science.nasa.gov/saturn/moons/","https://science.nasa.gov/jupiter/moons/"]`))
+		if isFinish != hasCitations || (len(data) > 0 && string(data) != "[DONE]" && !json.Valid(data)) {
+			t.Errorf("chunk %s", data)
+		}
+	}
+	if !bytes.HasSuffix(stream.Bytes(), []byte("data: [DONE]\n\n")) {
+		t.Errorf("stream %s", stream.Bytes())
+	}
+}
+
+func TestMistralFinishReasons(t *testing.T) {
+	for in, want := range map[string]adapters.FinishReason{"model_length": "length", "error": "stop", "tool_calls": "tool_calls", "stop": "stop"} {
+		resp, err := DecodeResponse([]byte(`{"id":"x","choices":[{"message":{"content":"a"},"finish_reason":"` + in + `"}]}`))
+		if err != nil || resp.Finish != want {
+			t.Errorf("%s → %q, want %q", in, resp.Finish, want)
+		}
+	}
+}

@@ -18,6 +18,7 @@ type StreamDecoder struct {
 	finished bool
 	done     bool
 	tools    map[int]bool // tool call indexes already begun
+	extra    adapters.Extra
 }
 
 // NewStreamDecoder reads the event stream r.
@@ -85,6 +86,7 @@ type wireChunk struct {
 		Usage *wireUsage `json:"usage"`
 	} `json:"x_groq"`
 	Error *ErrorBody `json:"error"`
+	wireExtra
 }
 
 // usage is the chunk's usage, wherever the dialect put it.
@@ -122,6 +124,10 @@ func (d *StreamDecoder) decode(data []byte) {
 		// carry nothing either.
 		return
 	}
+	if x := c.extra(); x != nil {
+		// Perplexity repeats them on every chunk; the finish gets the last.
+		d.extra = x
+	}
 	if !d.started {
 		d.started = true
 		d.queue = append(d.queue, adapters.StreamEvent{Type: adapters.EventStart, ID: c.ID, Model: c.Model})
@@ -150,7 +156,7 @@ func (d *StreamDecoder) decode(data []byte) {
 		}
 		if ch.FinishReason != nil && *ch.FinishReason != "" {
 			d.finished = true
-			d.queue = append(d.queue, adapters.StreamEvent{Type: adapters.EventFinish, Finish: adapters.FinishReason(finishReason(*ch.FinishReason))})
+			d.queue = append(d.queue, adapters.StreamEvent{Type: adapters.EventFinish, Finish: adapters.FinishReason(finishReason(*ch.FinishReason)), Extra: d.extra})
 		}
 	}
 	if usage != nil {
@@ -235,7 +241,7 @@ func (e *StreamEncoder) Encode(ev adapters.StreamEvent) []byte {
 		e.chunk(outDelta{ToolCalls: []wireToolCall{tc}}, nil)
 	case adapters.EventFinish:
 		finish := ev.Finish
-		e.chunk(outDelta{}, &finish)
+		e.chunkWith(outDelta{}, &finish, ev.Extra)
 	case adapters.EventUsage:
 		u := *ev.Usage
 		e.usage = &u
@@ -304,12 +310,24 @@ func (e *StreamEncoder) start() {
 }
 
 func (e *StreamEncoder) chunk(d outDelta, finish *adapters.FinishReason) {
-	e.data(outChunk{ID: e.id, Object: "chat.completion.chunk", Created: e.created, Model: e.model,
+	e.chunkWith(d, finish, nil)
+}
+
+// chunkWith is chunk with the provider's extra fields (the finish chunk
+// carries Perplexity's citations) as more top-level members.
+func (e *StreamEncoder) chunkWith(d outDelta, finish *adapters.FinishReason, extra adapters.Extra) {
+	b, _ := json.Marshal(outChunk{ID: e.id, Object: "chat.completion.chunk", Created: e.created, Model: e.model,
 		Choices: []outChoice{{Delta: d, FinishReason: finish}}})
+	e.frame(appendExtra(b, extra))
 }
 
 func (e *StreamEncoder) data(v any) {
 	b, _ := json.Marshal(v)
+	e.frame(b)
+}
+
+// frame appends one SSE event of data b.
+func (e *StreamEncoder) frame(b []byte) {
 	e.buf = append(e.buf, "data: "...)
 	e.buf = append(e.buf, b...)
 	e.buf = append(e.buf, "\n\n"...)

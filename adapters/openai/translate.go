@@ -429,11 +429,12 @@ func DecodeResponse(body []byte) (*adapters.Response, error) {
 			FinishReason string `json:"finish_reason"`
 		} `json:"choices"`
 		Usage *wireUsage `json:"usage"`
+		wireExtra
 	}
 	if err := json.Unmarshal(body, &w); err != nil {
 		return nil, err
 	}
-	resp := &adapters.Response{ID: w.ID, Created: w.Created, Model: w.Model}
+	resp := &adapters.Response{ID: w.ID, Created: w.Created, Model: w.Model, Extra: w.extra()}
 	if w.Usage != nil {
 		resp.Usage = w.Usage.usage()
 	}
@@ -532,5 +533,5 @@ func EncodeResponse(resp *adapters.Response, model string) []byte {
 		}{{Message: msg, FinishReason: finish}},
 		Usage: outUsageOf(resp.Usage),
 	})
-	return b
+	return appendExtra(b, resp.Extra)
 }
