@@ -54,6 +54,9 @@ const (
 	// CompatContextLength is the provider's answer to a prompt longer than
 	// the model's context.
 	CompatContextLength CompatFailure = "context_length"
+	// CompatContentFilter is Azure's 400 for a prompt its content filter
+	// blocked; only the Azure fake knows it.
+	CompatContentFilter CompatFailure = "content_filter"
 )
 
 // CompatUpstream is a fake OpenAI-compatible provider that answers as its
@@ -209,6 +212,9 @@ func (u *CompatUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	case fail == CompatContextLength:
 		u.answer(w, http.StatusBadRequest, u.contextLength())
+		return
+	case fail == CompatContentFilter && u.Provider == CompatAzure:
+		u.answer(w, http.StatusBadRequest, CompatFixture(u.Provider, "error_400_content_filter.json"))
 		return
 	}
 	if endpoint == "embeddings" {
