@@ -26,7 +26,7 @@ func TestREADMEQuickstart(t *testing.T) {
 	for _, m := range quickstartBlock.FindAllStringSubmatch(string(readme), -1) {
 		blocks[m[1]] = m[2]
 	}
-	for _, name := range []string{"chat", "stream"} {
+	for _, name := range []string{"chat", "stream", "embeddings"} {
 		if !strings.Contains(blocks[name], "curl") {
 			t.Fatalf("README has no curl block marked <!-- quickstart:%s -->", name)
 		}
@@ -62,5 +62,18 @@ func TestREADMEQuickstart(t *testing.T) {
 	out = run("stream")
 	if !strings.Contains(out, "data: {") || !strings.Contains(out, "data: [DONE]") || strings.Count(out, "data: ") < 10 {
 		t.Errorf("README stream example printed %q", out)
+	}
+
+	out = run("embeddings")
+	var emb struct {
+		Data []struct {
+			Embedding []float64 `json:"embedding"`
+		} `json:"data"`
+		Usage struct {
+			PromptTokens int `json:"prompt_tokens"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal([]byte(out), &emb); err != nil || len(emb.Data) != 2 || len(emb.Data[0].Embedding) == 0 || emb.Usage.PromptTokens == 0 {
+		t.Errorf("README embeddings example printed %q (%v)", out, err)
 	}
 }
