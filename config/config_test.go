@@ -321,6 +321,24 @@ func TestParseValidation(t *testing.T) {
 			wantText: []string{"not an http(s) URL", "https://api.openai.com/v1"},
 		},
 		{
+			name:     "azure without base_url",
+			src:      minimal + "providers:\n  - name: p\n    type: azure\n    api_key: k\n",
+			wantPath: "providers[0].base_url",
+			wantText: []string{"not an http(s) URL"},
+		},
+		{
+			name:     "vllm without base_url",
+			src:      minimal + "providers:\n  - name: p\n    type: vllm\n",
+			wantPath: "providers[0].base_url",
+			wantText: []string{"not an http(s) URL"},
+		},
+		{
+			name:     "api_version on a provider that is not azure",
+			src:      minimal + "providers:\n  - name: p\n    type: groq\n    api_version: 2024-10-21\n",
+			wantPath: "providers[0].api_version",
+			wantText: []string{"only used by azure"},
+		},
+		{
 			name:     "openai with a non-http base_url",
 			src:      minimal + "providers:\n  - name: p\n    type: openai\n    base_url: ftp://x/v1\n",
 			wantPath: "providers[0].base_url",
@@ -824,5 +842,30 @@ func TestAnthropicProviderDefaultsItsBaseURL(t *testing.T) {
 	}
 	if got := cfg.Providers[0].BaseURL; got != DefaultAnthropicBaseURL {
 		t.Errorf("base_url = %q, want %q", got, DefaultAnthropicBaseURL)
+	}
+}
+
+// The OpenAI-compatible types with a public API default their base_url,
+// and azure its api_version.
+func TestCompatProviderDefaults(t *testing.T) {
+	for _, tt := range []struct {
+		typ, extra, baseURL, apiVersion string
+	}{
+		{"groq", "", "https://api.groq.com/openai/v1", ""},
+		{"mistral", "", "https://api.mistral.ai/v1", ""},
+		{"perplexity", "", "https://api.perplexity.ai", ""},
+		{"ollama", "", "http://localhost:11434/v1", ""},
+		{"ollama", "    base_url: http://gpu-box:11434/v1\n", "http://gpu-box:11434/v1", ""},
+		{"azure", "    base_url: https://r.openai.azure.com\n", "https://r.openai.azure.com", DefaultAzureAPIVersion},
+		{"azure", "    base_url: https://r.openai.azure.com\n    api_version: 2025-04-01-preview\n", "https://r.openai.azure.com", "2025-04-01-preview"},
+	} {
+		src := "audit:\n  stdout: true\nproviders:\n  - name: p\n    type: " + tt.typ + "\n" + tt.extra + "models:\n  - name: m\n    provider: p\n"
+		cfg, err := Parse("config.yaml", []byte(src), func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatalf("%s: %v", tt.typ, err)
+		}
+		if p := cfg.Providers[0]; p.BaseURL != tt.baseURL || p.APIVersion != tt.apiVersion {
+			t.Errorf("%s: base_url %q api_version %q, want %q %q", tt.typ, p.BaseURL, p.APIVersion, tt.baseURL, tt.apiVersion)
+		}
 	}
 }

@@ -11,16 +11,30 @@ import (
 // through to an Anthropic provider, translated for any other. Errors go
 // back in Anthropic's shape, so Anthropic's SDKs read them.
 func (s *Server) messages(c *call) {
+	s.serveMessages(c, anthropic.ParseMessagesRequest, nil)
+}
+
+// countTokens serves POST /v1/messages/count_tokens for Anthropic models,
+// passed through (Anthropic counts the tokens; the call costs none); any
+// other model gets a 400 that says why. The policy decides it as a
+// messages call.
+func (s *Server) countTokens(c *call) {
+	s.serveMessages(c, anthropic.ParseCountTokensRequest, countTokensEndpoint)
+}
+
+// serveMessages runs a call of Anthropic's API, its body read by parse,
+// on the chat pipeline; endpoint is nil for the Messages API itself.
+func (s *Server) serveMessages(c *call, parse func([]byte) (*anthropic.MessagesRequest, error), endpoint *upstreamEndpoint) {
 	id, body, ok := s.admit(c)
 	if !ok {
 		return
 	}
-	req, err := anthropic.ParseMessagesRequest(body)
+	req, err := parse(body)
 	if err != nil {
 		s.refuseRequest(c, err)
 		return
 	}
-	s.serveChat(c, id, &chatCall{
+	cc := &chatCall{
 		api:       "messages",
 		client:    anthropicCodec{},
 		model:     req.Model,
@@ -30,36 +44,14 @@ func (s *Server) messages(c *call) {
 		passthrough: func(upstreamModel string, _ bool) ([]byte, error) {
 			return req.Encode(upstreamModel), nil
 		},
-		unified: req.Unified,
-		body:    body,
-	})
-}
-
-// countTokens serves POST /v1/messages/count_tokens for Anthropic models,
-// passed through (Anthropic counts the tokens; the call costs none); any
-// other model gets a 400 that says why. The policy decides it as a
-// messages call.
-func (s *Server) countTokens(c *call) {
-	id, body, ok := s.admit(c)
-	if !ok {
-		return
-	}
-	req, err := anthropic.ParseCountTokensRequest(body)
-	if err != nil {
-		s.refuseRequest(c, err)
-		return
-	}
-	s.serveChat(c, id, &chatCall{
-		api:    "messages",
-		client: anthropicCodec{},
-		model:  req.Model,
-		native: req,
-		passthrough: func(upstreamModel string, _ bool) ([]byte, error) {
-			return req.Encode(upstreamModel), nil
-		},
+		unified:  req.Unified,
 		body:     body,
-		endpoint: countTokensEndpoint,
-	})
+		endpoint: endpoint,
+	}
+	if endpoint != nil {
+		cc.stream, cc.unified = false, nil // passed through whole, never translated
+	}
+	s.serveChat(c, id, cc)
 }
 
 // writeAnthropicError writes an error in Anthropic's shape, its type

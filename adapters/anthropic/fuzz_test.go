@@ -86,9 +86,20 @@ func FuzzRequestTranslation(f *testing.F) {
 	}
 	f.Add([]byte(`{"model":"m","max_tokens":5,"system":[{"type":"text","text":"s"}],"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"r"},{"type":"text","text":"more"}]}]}`), 2)
 	f.Fuzz(func(t *testing.T, body []byte, limit int) {
+		// Token counting reads the same body but needs no max_tokens: it
+		// accepts whatever the Messages API does.
+		counted, countErr := ParseCountTokensRequest(body)
 		req, err := ParseMessagesRequest(body)
 		if err != nil {
+			if countErr == nil {
+				if out := counted.Encode("upstream-model"); !json.Valid(out) {
+					t.Fatalf("count_tokens body %s", out)
+				}
+			}
 			return
+		}
+		if countErr != nil {
+			t.Fatalf("a Messages request refused for token counting: %v", countErr)
 		}
 		req.StripTools(func(name string) bool { return !strings.HasPrefix(name, "get") })
 		req.CapMaxTokens(limit)

@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"portcullis/adapters"
@@ -30,14 +31,13 @@ func ParseEmbeddingsRequest(body []byte) (*EmbeddingsRequest, error) {
 	switch {
 	case input == nil:
 		return nil, &RequestError{Param: "input", Message: "you must provide an 'input': a string or an array of strings to embed"}
-	case input[0] == '"':
-		var s string
-		if json.Unmarshal(input, &s) != nil || s == "" {
-			return nil, &RequestError{Param: "input", Message: "'input' must not be empty"}
-		}
+	case string(input) == `""`:
+		return nil, &RequestError{Param: "input", Message: "'input' must not be empty"}
+	case input[0] == '"': // one text to embed
 	case input[0] == '[':
-		var elems []json.RawMessage
-		if json.Unmarshal(input, &elems) != nil || len(elems) == 0 {
+		// ParseObject checked the JSON; an empty array is all to refuse
+		// here, without decoding what may be many inputs.
+		if len(bytes.TrimSpace(input[1:len(input)-1])) == 0 {
 			return nil, &RequestError{Param: "input", Message: "'input' must hold at least one string to embed"}
 		}
 	default:

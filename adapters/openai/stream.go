@@ -84,6 +84,8 @@ type wireChunk struct {
 	// XGroq is where Groq puts a stream's usage, on its last chunk.
 	XGroq *struct {
 		Usage *wireUsage `json:"usage"`
+		// Error is how Groq may report an error mid-stream.
+		Error *ErrorBody `json:"error"`
 	} `json:"x_groq"`
 	Error *ErrorBody `json:"error"`
 	wireExtra
@@ -108,6 +110,9 @@ func (d *StreamDecoder) decode(data []byte) {
 	var c wireChunk
 	if json.Unmarshal(data, &c) != nil {
 		return
+	}
+	if c.Error == nil && c.XGroq != nil {
+		c.Error = c.XGroq.Error
 	}
 	if c.Error != nil {
 		e := &adapters.UpstreamError{Status: 200, Type: c.Error.Type, Code: c.Error.CodeString(), Message: c.Error.Message}
