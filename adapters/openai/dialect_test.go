@@ -281,3 +281,25 @@ func TestMistralFinishReasons(t *testing.T) {
 		}
 	}
 }
+
+// Groq's and Ollama's reasoning field is read as reasoning_content is.
+func TestReasoningField(t *testing.T) {
+	resp, err := DecodeResponse([]byte(`{"id":"x","choices":[{"message":{"content":"a","reasoning":"because"},"finish_reason":"stop"}]}`))
+	if err != nil || resp.Reasoning != "because" {
+		t.Errorf("response reasoning %q (%v)", resp.Reasoning, err)
+	}
+	d := NewStreamDecoder(strings.NewReader("data: {\"id\":\"x\",\"choices\":[{\"delta\":{\"reasoning\":\"hmm\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n"))
+	var got string
+	for {
+		ev, err := d.Next()
+		if err != nil {
+			break
+		}
+		if ev.Type == adapters.EventReasoning {
+			got += ev.Text
+		}
+	}
+	if got != "hmm" {
+		t.Errorf("stream reasoning %q", got)
+	}
+}

@@ -74,9 +74,11 @@ type wireChunk struct {
 	Model   string `json:"model"`
 	Choices []struct {
 		Delta struct {
-			Content          string         `json:"content"`
-			ReasoningContent string         `json:"reasoning_content"`
-			ToolCalls        []wireToolCall `json:"tool_calls"`
+			Content          string `json:"content"`
+			ReasoningContent string `json:"reasoning_content"`
+			// Reasoning is Groq's and Ollama's name for it.
+			Reasoning string         `json:"reasoning"`
+			ToolCalls []wireToolCall `json:"tool_calls"`
 		} `json:"delta"`
 		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
@@ -138,6 +140,9 @@ func (d *StreamDecoder) decode(data []byte) {
 		d.queue = append(d.queue, adapters.StreamEvent{Type: adapters.EventStart, ID: c.ID, Model: c.Model})
 	}
 	for _, ch := range c.Choices {
+		if ch.Delta.ReasoningContent == "" {
+			ch.Delta.ReasoningContent = ch.Delta.Reasoning
+		}
 		if ch.Delta.ReasoningContent != "" {
 			d.queue = append(d.queue, adapters.StreamEvent{Type: adapters.EventReasoning, Text: ch.Delta.ReasoningContent})
 		}

@@ -424,6 +424,7 @@ func DecodeResponse(body []byte) (*adapters.Response, error) {
 			Message struct {
 				Content          *string        `json:"content"`
 				ReasoningContent string         `json:"reasoning_content"`
+				Reasoning        string         `json:"reasoning"` // Groq's and Ollama's name
 				ToolCalls        []wireToolCall `json:"tool_calls"`
 			} `json:"message"`
 			FinishReason string `json:"finish_reason"`
@@ -446,6 +447,9 @@ func DecodeResponse(body []byte) (*adapters.Response, error) {
 		resp.Text = *c.Message.Content
 	}
 	resp.Reasoning = c.Message.ReasoningContent
+	if resp.Reasoning == "" {
+		resp.Reasoning = c.Message.Reasoning
+	}
 	for _, tc := range c.Message.ToolCalls {
 		resp.ToolCalls = append(resp.ToolCalls, adapters.ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
 	}
