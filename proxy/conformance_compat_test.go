@@ -161,7 +161,7 @@ func TestCompatRequestsAdapted(t *testing.T) {
 			t.Errorf("ids %v", ids)
 		}
 	})
-	t.Run("azure gets api-key, not a bearer token", func(t *testing.T) {
+	t.Run("azure gets api-key, not a bearer token, on its deployment's URL", func(t *testing.T) {
 		resp := h.post(engKey, `{"model":"azure-gpt","messages":[{"role":"user","content":"hi"}]}`)
 		if a := readOpenAIAnswer(t, resp, false); a.status != 200 {
 			t.Fatalf("status %d: %s", a.status, a.raw)
@@ -170,6 +170,17 @@ func TestCompatRequestsAdapted(t *testing.T) {
 		r := reqs[len(reqs)-1]
 		if r.Header.Get("Api-Key") != compatProviders[0].key || r.Header.Get("Authorization") != "" {
 			t.Errorf("headers %v", r.Header)
+		}
+		if want := "/openai/deployments/gpt-4o-mini-prod/chat/completions?api-version=2024-10-21"; r.Path != want {
+			t.Errorf("path %q, want %q", r.Path, want)
+		}
+		resp = h.postPath("/v1/embeddings", engKey, `{"model":"azure-gpt","input":"hi"}`)
+		if a := readEmbeddingsAnswer(t, resp); a.status != 200 {
+			t.Fatalf("embeddings: %d %s", a.status, a.raw)
+		}
+		reqs = row(t, rows, "azure-gpt").requests()
+		if want := "/openai/deployments/gpt-4o-mini-prod/embeddings?api-version=2024-10-21"; reqs[len(reqs)-1].Path != want {
+			t.Errorf("embeddings path %q, want %q", reqs[len(reqs)-1].Path, want)
 		}
 	})
 }

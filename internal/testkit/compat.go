@@ -189,7 +189,7 @@ func (u *CompatUpstream) authorized(r *http.Request) bool {
 func (u *CompatUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	u.mu.Lock()
-	u.received = append(u.received, Received{Header: r.Header.Clone(), Body: body})
+	u.received = append(u.received, Received{Header: r.Header.Clone(), Body: body, Path: r.URL.RequestURI()})
 	fail, delay := u.fail, u.delay
 	u.mu.Unlock()
 

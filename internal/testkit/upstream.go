@@ -34,6 +34,9 @@ func Fixture(name string) []byte {
 type Received struct {
 	Header http.Header
 	Body   []byte
+	// Path is the request's path and query, for the fakes that record it
+	// (CompatUpstream).
+	Path string
 }
 
 // Upstream is a fake OpenAI chat completions upstream; it answers
