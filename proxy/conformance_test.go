@@ -313,6 +313,18 @@ func TestConformanceChatCompletions(t *testing.T) {
 				t.Errorf("upstream embeddings request %v: the model should be the upstream's", m)
 			}
 		})
+		if p.embeddings > 0 {
+			t.Run(p.model+"/embeddings 429", func(t *testing.T) {
+				p.failRateLimit()
+				defer p.reset()
+				resp := h.postPath("/v1/embeddings", engKey, `{"model":"`+p.model+`","input":"hi"}`)
+				records++
+				checkAnswer(t, readEmbeddingsAnswer(t, resp), answer{status: 429, errCode: "rate_limit_exceeded", retryAfter: p.rateLimitRetryAfter})
+				if rec := h.records.last(t, records); rec.ErrorClass != "upstream_rate_limited" || rec.Endpoint != "/v1/embeddings" {
+					t.Errorf("record class %q endpoint %q", rec.ErrorClass, rec.Endpoint)
+				}
+			})
+		}
 		for _, f := range []struct {
 			name       string
 			fail       func()
