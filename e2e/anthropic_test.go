@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -109,52 +110,9 @@ func TestAnthropicSDKThroughGateway(t *testing.T) {
 		})
 		t.Run(model+"/streamed tool use, then the tool's result", func(t *testing.T) {
 			calls += 2
-			params := anthropic.MessageNewParams{
-				Model:     model,
-				MaxTokens: 1024,
-				Messages:  []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("What is the weather in Paris right now?"))},
-				Tools:     []anthropic.ToolUnionParam{weatherTool},
-			}
-			stream := client.Messages.NewStreaming(ctx, params)
-			var msg anthropic.Message
-			events := 0
-			for stream.Next() {
-				if err := msg.Accumulate(stream.Current()); err != nil {
-					t.Fatalf("accumulate: %v", err)
-				}
-				events++
-			}
-			if err := stream.Err(); err != nil {
-				t.Fatal(err)
-			}
-			var use *anthropic.ContentBlockUnion
-			for i := range msg.Content {
-				if msg.Content[i].Type == "tool_use" {
-					use = &msg.Content[i]
-				}
-			}
-			if use == nil || use.Name != "get_weather" || msg.StopReason != "tool_use" {
-				t.Fatalf("%d events accumulated to %+v, stop %q", events, msg.Content, msg.StopReason)
-			}
-			var args struct{ Location, Unit string }
-			if err := json.Unmarshal(use.Input, &args); err != nil || args.Location == "" || args.Unit != "celsius" {
-				t.Errorf("tool input %s: %v", use.Input, err)
-			}
-			if msg.Usage.InputTokens == 0 || msg.Usage.OutputTokens == 0 {
-				t.Errorf("usage %+v", msg.Usage)
-			}
+			msg := anthropicToolRoundTrip(t, ctx, client, model)
 			if model == "claude" && (msg.Usage.InputTokens != 412 || msg.Usage.OutputTokens != 71) {
 				t.Errorf("usage %d/%d, want the fixture's 412/71", msg.Usage.InputTokens, msg.Usage.OutputTokens)
-			}
-
-			params.Messages = append(params.Messages, msg.ToParam(),
-				anthropic.NewUserMessage(anthropic.NewToolResultBlock(use.ID, `{"temperature":18,"condition":"cloudy"}`, false)))
-			answer, err := client.Messages.New(ctx, params)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if answer.StopReason != "end_turn" || len(answer.Content) == 0 || answer.Content[0].Text == "" {
-				t.Errorf("after the tool result: %+v stop %q", answer.Content, answer.StopReason)
 			}
 		})
 	}
@@ -188,6 +146,57 @@ func TestAnthropicSDKThroughGateway(t *testing.T) {
 			t.Errorf("a successful call recorded no tokens: %s", l.raw)
 		}
 	}
+}
+
+// anthropicToolRoundTrip streams a tool use from model with Anthropic's
+// SDK, accumulated by the SDK, then sends the tool's result back and
+// checks the answer; it returns the streamed message.
+func anthropicToolRoundTrip(t *testing.T, ctx context.Context, client anthropic.Client, model string) anthropic.Message {
+	t.Helper()
+	params := anthropic.MessageNewParams{
+		Model:     model,
+		MaxTokens: 1024,
+		Messages:  []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("What is the weather in Paris right now?"))},
+		Tools:     []anthropic.ToolUnionParam{weatherTool},
+	}
+	stream := client.Messages.NewStreaming(ctx, params)
+	var msg anthropic.Message
+	events := 0
+	for stream.Next() {
+		if err := msg.Accumulate(stream.Current()); err != nil {
+			t.Fatalf("accumulate: %v", err)
+		}
+		events++
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var use *anthropic.ContentBlockUnion
+	for i := range msg.Content {
+		if msg.Content[i].Type == "tool_use" {
+			use = &msg.Content[i]
+		}
+	}
+	if use == nil || use.Name != "get_weather" || msg.StopReason != "tool_use" {
+		t.Fatalf("%d events accumulated to %+v, stop %q", events, msg.Content, msg.StopReason)
+	}
+	var args struct{ Location, Unit string }
+	if err := json.Unmarshal(use.Input, &args); err != nil || args.Location == "" || args.Unit != "celsius" {
+		t.Errorf("tool input %s: %v", use.Input, err)
+	}
+	if msg.Usage.InputTokens == 0 || msg.Usage.OutputTokens == 0 {
+		t.Errorf("usage %+v", msg.Usage)
+	}
+	params.Messages = append(params.Messages, msg.ToParam(),
+		anthropic.NewUserMessage(anthropic.NewToolResultBlock(use.ID, `{"temperature":18,"condition":"cloudy"}`, false)))
+	answer, err := client.Messages.New(ctx, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if answer.StopReason != "end_turn" || len(answer.Content) == 0 || answer.Content[0].Text == "" {
+		t.Errorf("after the tool result: %+v stop %q", answer.Content, answer.StopReason)
+	}
+	return msg
 }
 
 // The OpenAI Go SDK works against a model served by Anthropic: a plain
