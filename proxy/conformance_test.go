@@ -563,11 +563,8 @@ func parseArgs(t *testing.T, args string) map[string]any {
 
 func readOpenAIAnswer(t *testing.T, resp *http.Response, stream bool) answer {
 	t.Helper()
-	body := readAll(t, resp.Body)
-	resp.Body.Close()
-	a := answer{status: resp.StatusCode, raw: body, retryAfter: resp.Header.Get("Retry-After")}
-	if resp.StatusCode != 200 {
-		a.errCode, a.errParam = readOpenAIError(t, body)
+	a, body := readOpenAIResponse(t, resp)
+	if a.status != 200 {
 		return a
 	}
 	type usage struct {
@@ -767,6 +764,19 @@ func readAnthropicAnswer(t *testing.T, resp *http.Response, stream bool) answer 
 	return a
 }
 
+// readOpenAIResponse reads a response of an OpenAI-format endpoint: its
+// status, body and Retry-After, and for an error its code and param.
+func readOpenAIResponse(t *testing.T, resp *http.Response) (answer, []byte) {
+	t.Helper()
+	body := readAll(t, resp.Body)
+	resp.Body.Close()
+	a := answer{status: resp.StatusCode, raw: body, retryAfter: resp.Header.Get("Retry-After")}
+	if resp.StatusCode != 200 {
+		a.errCode, a.errParam = readOpenAIError(t, body)
+	}
+	return a, body
+}
+
 // readOpenAIError reads the code and param of an error in OpenAI's shape.
 func readOpenAIError(t *testing.T, body []byte) (code, param string) {
 	t.Helper()
@@ -794,11 +804,8 @@ func readOpenAIError(t *testing.T, body []byte) (code, param string) {
 // and the prompt tokens of its usage.
 func readEmbeddingsAnswer(t *testing.T, resp *http.Response) answer {
 	t.Helper()
-	body := readAll(t, resp.Body)
-	resp.Body.Close()
-	a := answer{status: resp.StatusCode, raw: body, retryAfter: resp.Header.Get("Retry-After")}
-	if resp.StatusCode != 200 {
-		a.errCode, a.errParam = readOpenAIError(t, body)
+	a, body := readOpenAIResponse(t, resp)
+	if a.status != 200 {
 		return a
 	}
 	var e struct {
