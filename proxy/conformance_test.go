@@ -16,6 +16,16 @@ import (
 // on /v1/messages, an Anthropic client) must see. Streams must join into
 // the non-streamed answer, tool arguments joined from deltas must parse,
 // and usage must be right in both modes.
+//
+// To add a provider: start its fake in a func(testing.TB) conformanceFake
+// that returns the YAML of its providers and models and, given the running
+// gateway, one want row per model (what each call answers, how to make the
+// fake fail, what the fake should have received); append that function to
+// conformanceFakes from an init function of its own file, as
+// conformance_compat_test.go does. Every test of the table then runs the
+// new rows: plain and streamed chat, tool call and streamed tool call, the
+// tool result turn, image input, embeddings (or their refusal), 429, auth
+// and context-length errors, through /v1/chat/completions and /v1/messages.
 
 const anthropicKey = "sk-ant-upstream-SECRET-9c2e41d0"
 
