@@ -73,7 +73,7 @@ type Provider struct {
 	// azure, groq, mistral, perplexity, ollama (its /v1 API) and vllm.
 	Type string `yaml:"type"`
 	// BaseURL is the upstream's API root, for example https://api.openai.com/v1.
-	// Zero value: the provider's public API root (DefaultBaseURLs); azure
+	// Zero value: the provider's public API root (DefaultBaseURL); azure
 	// and vllm have none and need one (an Azure resource's endpoint,
 	// https://{resource}.openai.azure.com).
 	BaseURL string `yaml:"base_url"`
@@ -272,15 +272,25 @@ var ProviderTypes = []string{"demo", "openai", "anthropic", "azure", "groq", "mi
 // DefaultAnthropicBaseURL is the base_url of an anthropic provider that sets none.
 const DefaultAnthropicBaseURL = "https://api.anthropic.com"
 
-// DefaultBaseURLs are the base_url of each provider type that sets none,
-// for the types that have a public API root. An openai provider names its
-// own, since the type also serves any OpenAI-compatible upstream.
-var DefaultBaseURLs = map[string]string{
-	"anthropic":  DefaultAnthropicBaseURL,
-	"groq":       "https://api.groq.com/openai/v1",
-	"mistral":    "https://api.mistral.ai/v1",
-	"perplexity": "https://api.perplexity.ai",
-	"ollama":     "http://localhost:11434/v1",
+// DefaultBaseURL is the base_url of a provider of type typ that sets
+// none: the provider's public API (a local Ollama for ollama), or "" for
+// the types that need one (openai, azure, vllm) or take none (demo). An
+// openai provider names its own, since the type also serves any
+// OpenAI-compatible upstream.
+func DefaultBaseURL(typ string) string {
+	switch typ {
+	case "anthropic":
+		return DefaultAnthropicBaseURL
+	case "groq":
+		return "https://api.groq.com/openai/v1"
+	case "mistral":
+		return "https://api.mistral.ai/v1"
+	case "perplexity":
+		return "https://api.perplexity.ai"
+	case "ollama":
+		return "http://localhost:11434/v1"
+	}
+	return ""
 }
 
 // DefaultAzureAPIVersion is the api-version of an azure provider that sets
@@ -319,7 +329,7 @@ func (c *Config) applyDefaults() {
 			p.WordDelay = Duration(DefaultWordDelay)
 		}
 		if p.BaseURL == "" {
-			p.BaseURL = DefaultBaseURLs[p.Type]
+			p.BaseURL = DefaultBaseURL(p.Type)
 		}
 		if p.Type == "azure" && p.APIVersion == "" {
 			p.APIVersion = DefaultAzureAPIVersion
