@@ -21,8 +21,9 @@ const (
 // format, and the provider's answers back.
 type upstreamCodec interface {
 	format() string
-	// path is the chat endpoint below the provider's base URL.
-	path() string
+	// path is the chat endpoint below the provider's base URL for a call
+	// to model, streamed or not.
+	path(model string, stream bool) string
 	encodeRequest(req *adapters.Request, model string) ([]byte, error)
 	decodeResponse(body []byte) (*adapters.Response, error)
 	decodeStream(r io.Reader) streamDecoder
@@ -60,8 +61,8 @@ var (
 	_ clientCodec   = openaiCodec{}
 )
 
-func (openaiCodec) format() string { return formatOpenAI }
-func (openaiCodec) path() string   { return "/chat/completions" }
+func (openaiCodec) format() string           { return formatOpenAI }
+func (openaiCodec) path(string, bool) string { return "/chat/completions" }
 func (openaiCodec) encodeRequest(req *adapters.Request, model string) ([]byte, error) {
 	return openai.EncodeRequest(req, model)
 }
@@ -110,8 +111,8 @@ var (
 	_ clientCodec   = anthropicCodec{}
 )
 
-func (anthropicCodec) format() string { return formatAnthropic }
-func (anthropicCodec) path() string   { return "/v1/messages" }
+func (anthropicCodec) format() string           { return formatAnthropic }
+func (anthropicCodec) path(string, bool) string { return "/v1/messages" }
 func (anthropicCodec) encodeRequest(req *adapters.Request, model string) ([]byte, error) {
 	return anthropic.EncodeRequest(req, model)
 }

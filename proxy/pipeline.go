@@ -62,7 +62,7 @@ func (s *Server) serveChat(c *call, id *authn.Identity, cc *chatCall) {
 	if !ok {
 		return
 	}
-	path := rt.codec().path()
+	path := rt.codec().path(rt.upstreamModel, cc.stream)
 	if cc.endpoint != nil {
 		if !cc.endpoint.servedBy(rt.provider) {
 			c.fail(http.StatusBadRequest, "bad_request", "invalid_request_error", "unsupported_endpoint", "model",
