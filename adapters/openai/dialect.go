@@ -70,19 +70,39 @@ func (d Dialect) maxTokensField() string {
 // anyway.
 func (d Dialect) asksForUsage() bool { return d != DialectMistral && d != DialectPerplexity }
 
-// adapt fits an encoded request to the dialect: it leaves out the fields
-// the provider does not take (recorded in req.Dropped; none changes the
-// answer's meaning) and refuses, with a RequestError, a request whose
-// meaning the provider cannot keep.
-func (d Dialect) adapt(req *adapters.Request, w *wireRequest) error {
-	drop := func(field string, set bool) bool {
-		if set {
-			req.Dropped = append(req.Dropped, field)
-		}
-		return set
+// unsupportedFields are the request fields the dialect does not take and
+// whose loss leaves the answer's meaning alone: they are left out, and
+// named in the request's Dropped.
+func (d Dialect) unsupportedFields() []string {
+	switch d {
+	case DialectMistral:
+		return []string{"logprobs", "logit_bias", "user"}
+	case DialectPerplexity:
+		return []string{"logprobs", "logit_bias", "user", "seed"}
+	case DialectOllama:
+		return []string{"logit_bias"}
 	}
+	return nil
+}
+
+// adapt fits an encoded request to the dialect: it renames what the
+// provider names otherwise, leaves out its unsupported fields, and refuses,
+// with a RequestError, a request whose meaning the provider cannot keep.
+func (d Dialect) adapt(req *adapters.Request, w *wireRequest) error {
 	single := func(param string) error {
 		return &RequestError{Param: param, Message: "'" + param + "' greater than 1 is not supported by this model's provider (" + string(d) + ")"}
+	}
+	switch {
+	case d == DialectPerplexity && len(w.Tools) > 0:
+		return &RequestError{Param: "tools", Message: "'tools' are not supported by this model's provider (perplexity): its Sonar API has no function calling"}
+	case (d == DialectPerplexity || d == DialectGroq || d == DialectOllama) && w.N > 1:
+		return single("n")
+	case d == DialectOllama && len(w.Tools) > 0 && (req.ToolChoice.Mode == adapters.ToolChoiceRequired || req.ToolChoice.Mode == adapters.ToolChoiceTool):
+		// Ollama ignores tool_choice: a forced call cannot be promised.
+		return &RequestError{Param: "tool_choice", Message: "a 'tool_choice' that forces a tool call is not supported by this model's provider (ollama), which ignores tool_choice; use \"auto\" or \"none\""}
+	case d == DialectOllama && req.ToolChoice.Mode == adapters.ToolChoiceNone:
+		// "none" is kept by not offering the tools.
+		w.Tools, w.ToolChoice, w.ParallelToolCalls = nil, nil, nil
 	}
 	if d.maxTokensField() == "max_tokens" {
 		w.MaxTokens, w.MaxCompletionTokens = w.MaxCompletionTokens, 0
@@ -90,62 +110,39 @@ func (d Dialect) adapt(req *adapters.Request, w *wireRequest) error {
 	if !d.asksForUsage() {
 		w.StreamOptions = nil
 	}
-	switch d {
-	case DialectMistral:
+	if d == DialectMistral {
 		w.RandomSeed, w.Seed = w.Seed, nil
-		dropLogprobs(w, drop)
-		if drop("logit_bias", w.LogitBias != nil) {
-			w.LogitBias = nil
-		}
-		if drop("user", w.User != "") {
-			w.User = ""
-		}
-	case DialectPerplexity:
-		switch {
-		case len(w.Tools) > 0:
-			return &RequestError{Param: "tools", Message: "'tools' are not supported by this model's provider (perplexity): its Sonar API has no function calling"}
-		case w.N > 1:
-			return single("n")
-		}
-		dropLogprobs(w, drop)
-		if drop("seed", w.Seed != nil) {
-			w.Seed = nil
-		}
-		if drop("logit_bias", w.LogitBias != nil) {
-			w.LogitBias = nil
-		}
-		if drop("user", w.User != "") {
-			w.User = ""
-		}
-	case DialectGroq:
-		if w.N > 1 {
-			return single("n")
-		}
-	case DialectOllama:
-		if w.N > 1 {
-			return single("n")
-		}
-		// Ollama ignores tool_choice: "none" is kept by not offering the
-		// tools, and a forced call cannot be promised at all.
-		switch req.ToolChoice.Mode {
-		case adapters.ToolChoiceNone:
-			w.Tools, w.ToolChoice, w.ParallelToolCalls = nil, nil, nil
-		case adapters.ToolChoiceRequired, adapters.ToolChoiceTool:
-			if len(w.Tools) > 0 {
-				return &RequestError{Param: "tool_choice", Message: "a 'tool_choice' that forces a tool call is not supported by this model's provider (ollama), which ignores tool_choice; use \"auto\" or \"none\""}
-			}
-		}
-		if drop("logit_bias", w.LogitBias != nil) {
-			w.LogitBias = nil
+	}
+	for _, field := range d.unsupportedFields() {
+		if w.clear(field) {
+			req.Dropped = append(req.Dropped, field)
 		}
 	}
 	return nil
 }
 
-func dropLogprobs(w *wireRequest, drop func(string, bool) bool) {
-	if drop("logprobs", w.Logprobs) {
+// clear removes an optional field from the request and reports whether
+// it was set.
+func (w *wireRequest) clear(field string) bool {
+	switch field {
+	case "logprobs":
+		set := w.Logprobs || w.TopLogprobs > 0
 		w.Logprobs, w.TopLogprobs = false, 0
+		return set
+	case "logit_bias":
+		set := w.LogitBias != nil
+		w.LogitBias = nil
+		return set
+	case "user":
+		set := w.User != ""
+		w.User = ""
+		return set
+	case "seed":
+		set := w.Seed != nil
+		w.Seed = nil
+		return set
 	}
+	return false
 }
 
 // toolCallID is the tool-call id the dialect accepts for id: unchanged,
