@@ -322,3 +322,27 @@ func TestAzureContentFilter(t *testing.T) {
 		t.Errorf("record class %q provider %q", rec.ErrorClass, rec.Provider)
 	}
 }
+
+// Under log_content, an embeddings call and a token count keep their
+// request as sent: they hold no conversation to read.
+func TestLogContentOfEmbeddingsAndCountTokens(t *testing.T) {
+	ant := testkit.NewAnthropicUpstream(t, anthropicKey)
+	h := newHarness(t, harnessOptions{
+		policyDir: policyFolder(t, `{"allow": true, "log_content": true}`),
+		providers: "\n  - name: anthropic\n    type: anthropic\n    base_url: " + ant.URL + "\n    api_key: " + anthropicKey,
+		models:    "\n  - name: claude\n    provider: anthropic\n    upstream_model: claude-sonnet-4-5",
+	})
+	for i, tt := range []struct{ path, body string }{
+		{"/v1/embeddings", `{"model":"smart","input":["The cat sat on the mat."]}`},
+		{"/v1/messages/count_tokens", `{"model":"claude","messages":[{"role":"user","content":"Name the three primary colors."}]}`},
+	} {
+		resp := h.postPath(tt.path, engKey, tt.body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d", tt.path, resp.StatusCode)
+		}
+		if c := h.records.last(t, i+1).Content; c == nil || c.RequestBody != tt.body || len(c.Messages) != 0 {
+			t.Errorf("%s: content %+v", tt.path, c)
+		}
+	}
+}
