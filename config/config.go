@@ -267,7 +267,7 @@ const (
 )
 
 // ProviderTypes are the values Provider.Type may take.
-var ProviderTypes = []string{"demo", "openai", "anthropic", "azure", "groq", "mistral", "perplexity", "ollama", "vllm"}
+var ProviderTypes = []string{"demo", "openai", "anthropic", "azure", "groq", "mistral", "perplexity", "ollama-openai", "vllm"}
 
 // DefaultAnthropicBaseURL is the base_url of an anthropic provider that sets none.
 const DefaultAnthropicBaseURL = "https://api.anthropic.com"
@@ -287,7 +287,7 @@ func DefaultBaseURL(typ string) string {
 		return "https://api.mistral.ai/v1"
 	case "perplexity":
 		return "https://api.perplexity.ai"
-	case "ollama":
+	case "ollama-openai":
 		return "http://localhost:11434/v1"
 	}
 	return ""

@@ -854,8 +854,8 @@ func TestCompatProviderDefaults(t *testing.T) {
 		{"groq", "", "https://api.groq.com/openai/v1", ""},
 		{"mistral", "", "https://api.mistral.ai/v1", ""},
 		{"perplexity", "", "https://api.perplexity.ai", ""},
-		{"ollama", "", "http://localhost:11434/v1", ""},
-		{"ollama", "    base_url: http://gpu-box:11434/v1\n", "http://gpu-box:11434/v1", ""},
+		{"ollama-openai", "", "http://localhost:11434/v1", ""},
+		{"ollama-openai", "    base_url: http://gpu-box:11434/v1\n", "http://gpu-box:11434/v1", ""},
 		{"azure", "    base_url: https://r.openai.azure.com\n", "https://r.openai.azure.com", DefaultAzureAPIVersion},
 		{"azure", "    base_url: https://r.openai.azure.com\n    api_version: 2025-04-01-preview\n", "https://r.openai.azure.com", "2025-04-01-preview"},
 	} {

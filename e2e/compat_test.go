@@ -42,7 +42,7 @@ func compatGateway(t *testing.T) (*gateway, string, []compatModel) {
 		{testkit.CompatGroq, "groq", "groq-llama", "llama-3.3-70b-versatile", "gsk_e2e_SECRET_1a2b3c4d"},
 		{testkit.CompatMistral, "mistral", "mistral-large", "mistral-large-latest", "mistral-e2e-SECRET-9f8e7d"},
 		{testkit.CompatPerplexity, "perplexity", "sonar", "sonar", "pplx-e2e-SECRET-5e4d3c"},
-		{testkit.CompatOllama, "ollama", "llama-local", "llama3.2", ""},
+		{testkit.CompatOllama, "ollama-openai", "llama-local", "llama3.2", ""},
 	} {
 		up := testkit.NewCompatUpstream(t, f.compat, f.key)
 		fakes = append(fakes, fake{f.typ, f.model, f.upstream, up.BaseURL(), f.key})

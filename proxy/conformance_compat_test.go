@@ -45,7 +45,7 @@ var compatProviders = []compatProvider{
 		want: want{text: "Saturn has the most known moons, with 274 confirmed as of 2025 [1], far ahead of Jupiter's 95 [2].", usage: [2]int{21, 38}, noTools: true},
 	},
 	{
-		fake: testkit.CompatOllama, typ: "ollama", model: "llama-local", upstream: "llama3.2",
+		fake: testkit.CompatOllama, typ: "ollama-openai", model: "llama-local", upstream: "llama3.2",
 		want: want{text: "Red, yellow, and blue.", usage: [2]int{38, 8}, toolUsage: [2]int{169, 24}, embeddings: 12},
 	},
 }

@@ -79,7 +79,7 @@ func newProvider(pc config.Provider, version string) (adapters.Provider, error) 
 			Transport: &demo.Transport{Handler: &demo.Handler{WordDelay: pc.WordDelay.Std()}},
 			UserAgent: ua,
 		}), nil
-	case "openai", "azure", "groq", "mistral", "perplexity", "ollama", "vllm":
+	case "openai", "azure", "groq", "mistral", "perplexity", "ollama-openai", "vllm":
 		return openai.New(openai.Options{
 			Name:       pc.Name,
 			BaseURL:    pc.BaseURL,

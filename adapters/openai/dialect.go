@@ -34,7 +34,7 @@ const (
 	DialectPerplexity Dialect = "perplexity"
 	// DialectOllama is Ollama's /v1 API: max_completion_tokens and
 	// tool_choice ignored, usage only when asked for.
-	DialectOllama Dialect = "ollama"
+	DialectOllama Dialect = "ollama-openai"
 )
 
 // Exact reports whether the dialect's requests and streams are OpenAI's
@@ -99,7 +99,7 @@ func (d Dialect) adapt(req *adapters.Request, w *wireRequest) error {
 		return single("n")
 	case d == DialectOllama && len(w.Tools) > 0 && (req.ToolChoice.Mode == adapters.ToolChoiceRequired || req.ToolChoice.Mode == adapters.ToolChoiceTool):
 		// Ollama ignores tool_choice: a forced call cannot be promised.
-		return &RequestError{Param: "tool_choice", Message: "a 'tool_choice' that forces a tool call is not supported by this model's provider (ollama), which ignores tool_choice; use \"auto\" or \"none\""}
+		return &RequestError{Param: "tool_choice", Message: "a 'tool_choice' that forces a tool call is not supported by this model's provider (ollama-openai), which ignores tool_choice; use \"auto\" or \"none\""}
 	case d == DialectOllama && req.ToolChoice.Mode == adapters.ToolChoiceNone:
 		// "none" is kept by not offering the tools.
 		w.Tools, w.ToolChoice, w.ParallelToolCalls = nil, nil, nil
