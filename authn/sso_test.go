@@ -157,6 +157,16 @@ func (r *ssoRig) cookies(b *http.Client) []*http.Cookie {
 	return b.Jar.Cookies(u)
 }
 
+// csrfToken is the session's CSRF token, as the gateway's pages read it.
+func (r *ssoRig) csrfToken(b *http.Client) string {
+	for _, c := range r.cookies(b) {
+		if c.Name == "portcullis_session_csrf" {
+			return c.Value
+		}
+	}
+	return ""
+}
+
 func (r *ssoRig) setCookies(b *http.Client, cs []*http.Cookie) {
 	u, _ := url.Parse(r.srv.URL)
 	jar, _ := cookiejar.New(nil)
@@ -467,12 +477,7 @@ func TestSessionSurvivesKeyRotation(t *testing.T) {
 func TestSessionCSRF(t *testing.T) {
 	r := newSSORig(t, nil)
 	b := r.signIn()
-	var token string
-	for _, c := range r.cookies(b) {
-		if c.Name == "portcullis_session_csrf" {
-			token = c.Value
-		}
-	}
+	token := r.csrfToken(b)
 	if token == "" {
 		t.Fatal("no CSRF cookie for the portal's scripts")
 	}
@@ -595,12 +600,7 @@ func TestSessionLifetime(t *testing.T) {
 func TestSignOut(t *testing.T) {
 	r := newSSORig(t, nil)
 	b := r.signIn()
-	var token string
-	for _, c := range r.cookies(b) {
-		if c.Name == "portcullis_session_csrf" {
-			token = c.Value
-		}
-	}
+	token := r.csrfToken(b)
 	b.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	signOut := func(form url.Values, origin string) *http.Response {
 		req, _ := http.NewRequest(http.MethodPost, r.srv.URL+authn.SignOutPath, strings.NewReader(form.Encode()))

@@ -28,16 +28,20 @@ func TestIdentityValidation(t *testing.T) {
 		{"key expiry", "auth:\n  api_keys:\n    - name: k\n      subject: s\n      hash: sha256:" + strings.Repeat("a", 64) + "\n      expires: tomorrow\n", "auth.api_keys[0].expires", "RFC 3339"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := parse(t, minimal+tt.src, nil)
-			for _, fe := range fieldErrors(t, err) {
-				if fe.Path == tt.path && strings.Contains(fe.Problem, tt.says) {
-					return
-				}
-			}
-			t.Errorf("errors %v; want %s: ...%s...", err, tt.path, tt.says)
-		})
+		t.Run(tt.name, func(t *testing.T) { wantFieldError(t, minimal+tt.src, tt.path, tt.says) })
 	}
+}
+
+// wantFieldError parses src and expects a problem at path that says says.
+func wantFieldError(t *testing.T, src, path, says string) {
+	t.Helper()
+	_, err := parse(t, src, nil)
+	for _, fe := range fieldErrors(t, err) {
+		if fe.Path == path && strings.Contains(fe.Problem, says) {
+			return
+		}
+	}
+	t.Errorf("errors %v; want %s: ...%s...", err, path, says)
 }
 
 // Defaults fill an issuer and the minted tokens; relative paths follow the
