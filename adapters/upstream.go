@@ -20,6 +20,7 @@ type Upstream struct {
 	headers http.Header
 	secrets []string
 	client  *http.Client
+	accept  string
 }
 
 // UpstreamOptions configure an Upstream.
@@ -35,6 +36,9 @@ type UpstreamOptions struct {
 	Secrets []string
 	// Transport carries the requests. Zero value: NewTransport().
 	Transport http.RoundTripper
+	// StreamAccept is the Accept header of a streamed call. Zero value:
+	// text/event-stream.
+	StreamAccept string
 }
 
 // NewUpstream returns an Upstream.
@@ -49,6 +53,7 @@ func NewUpstream(o UpstreamOptions) Upstream {
 		headers: o.Headers,
 		secrets: o.Secrets,
 		client:  &http.Client{Transport: t},
+		accept:  o.StreamAccept,
 	}
 }
 
@@ -96,7 +101,9 @@ func (u *Upstream) Send(ctx context.Context, call *Call) (*http.Response, error)
 	for k, v := range u.headers {
 		req.Header[k] = v
 	}
-	if call.Stream {
+	if call.Stream && u.accept != "" {
+		req.Header.Set("Accept", u.accept)
+	} else if call.Stream {
 		req.Header.Set("Accept", "text/event-stream")
 	} else {
 		req.Header.Set("Accept", "application/json")
