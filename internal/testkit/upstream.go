@@ -35,7 +35,7 @@ type Received struct {
 	Header http.Header
 	Body   []byte
 	// Path is the request's path and query, for the fakes that record it
-	// (CompatUpstream).
+	// (CompatUpstream, ProviderUpstream).
 	Path string
 }
 
