@@ -68,14 +68,18 @@ type Log struct {
 type Provider struct {
 	// Name is how models refer to this provider.
 	Name string `yaml:"name"`
-	// Type is the provider's wire format: demo, openai, anthropic, or one
-	// of the OpenAI-compatible providers whose quirks the gateway handles:
-	// azure, groq, mistral, perplexity, ollama (its /v1 API) and vllm.
+	// Type is the provider's wire format: demo, openai, anthropic, one of
+	// the OpenAI-compatible providers whose quirks the gateway handles
+	// (azure, groq, mistral, perplexity, ollama-openai (Ollama's /v1 API)
+	// and vllm), or one of the native formats it translates: gemini,
+	// cohere, ollama (Ollama's own /api/chat) and bedrock (AWS Bedrock's
+	// Converse API).
 	Type string `yaml:"type"`
 	// BaseURL is the upstream's API root, for example https://api.openai.com/v1.
-	// Zero value: the provider's public API root (DefaultBaseURL); azure
-	// and vllm have none and need one (an Azure resource's endpoint,
-	// https://{resource}.openai.azure.com).
+	// Zero value: the provider's public API root (DefaultBaseURL); azure,
+	// vllm and bedrock have none and need one (an Azure resource's
+	// endpoint, https://{resource}.openai.azure.com; Bedrock's regional
+	// runtime endpoint, https://bedrock-runtime.{region}.amazonaws.com).
 	BaseURL string `yaml:"base_url"`
 	// APIVersion is the api-version query parameter of an azure provider.
 	// Zero value: DefaultAzureAPIVersion.
@@ -267,14 +271,16 @@ const (
 )
 
 // ProviderTypes are the values Provider.Type may take.
-var ProviderTypes = []string{"demo", "openai", "anthropic", "azure", "groq", "mistral", "perplexity", "ollama-openai", "vllm"}
+var ProviderTypes = []string{"demo", "openai", "anthropic", "azure", "groq", "mistral", "perplexity", "ollama-openai", "vllm",
+	"gemini", "cohere", "ollama", "bedrock"}
 
 // DefaultAnthropicBaseURL is the base_url of an anthropic provider that sets none.
 const DefaultAnthropicBaseURL = "https://api.anthropic.com"
 
 // DefaultBaseURL is the base_url of a provider of type typ that sets
-// none: the provider's public API (a local Ollama for ollama), or "" for
-// the types that need one (openai, azure, vllm) or take none (demo). An
+// none: the provider's public API (a local Ollama for ollama and
+// ollama-openai), or "" for the types that need one (openai, azure, vllm,
+// bedrock) or take none (demo). An
 // openai provider names its own, since the type also serves any
 // OpenAI-compatible upstream.
 func DefaultBaseURL(typ string) string {
@@ -289,6 +295,12 @@ func DefaultBaseURL(typ string) string {
 		return "https://api.perplexity.ai"
 	case "ollama-openai":
 		return "http://localhost:11434/v1"
+	case "gemini":
+		return "https://generativelanguage.googleapis.com/v1beta"
+	case "cohere":
+		return "https://api.cohere.com"
+	case "ollama":
+		return "http://localhost:11434"
 	}
 	return ""
 }

@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -298,9 +301,15 @@ func TestParseValidation(t *testing.T) {
 	}{
 		{
 			name:     "bad provider type",
-			src:      minimal + "providers:\n  - name: p\n    type: gemini\n",
+			src:      minimal + "providers:\n  - name: p\n    type: palm\n",
 			wantPath: "providers[0].type",
-			wantText: []string{`"gemini" is not a provider type`, "demo, openai, anthropic"},
+			wantText: []string{`"palm" is not a provider type`, "demo, openai, anthropic, azure, groq, mistral, perplexity, ollama-openai, vllm, gemini, cohere, ollama, bedrock"},
+		},
+		{
+			name:     "bedrock without its regional endpoint",
+			src:      minimal + "providers:\n  - name: aws\n    type: bedrock\n    api_key: k\n",
+			wantPath: "providers[0].base_url",
+			wantText: []string{"is required for bedrock", "bedrock-runtime."},
 		},
 		{
 			name:     "missing provider name",
@@ -866,6 +875,72 @@ func TestCompatProviderDefaults(t *testing.T) {
 		}
 		if p := cfg.Providers[0]; p.BaseURL != tt.baseURL || p.APIVersion != tt.apiVersion {
 			t.Errorf("%s: base_url %q api_version %q, want %q %q", tt.typ, p.BaseURL, p.APIVersion, tt.baseURL, tt.apiVersion)
+		}
+	}
+}
+
+// The native providers need no base_url either; a local Ollama needs no key.
+func TestNativeProvidersDefaultTheirBaseURL(t *testing.T) {
+	for typ, want := range map[string]string{
+		"gemini": "https://generativelanguage.googleapis.com/v1beta",
+		"cohere": "https://api.cohere.com",
+		"ollama": "http://localhost:11434",
+	} {
+		key := "    api_key: k\n"
+		if typ == "ollama" {
+			key = ""
+		}
+		src := "audit:\n  stdout: true\nproviders:\n  - name: p\n    type: " + typ + "\n" + key + "models:\n  - name: m\n    provider: p\n"
+		cfg, err := Parse("config.yaml", []byte(src), func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		if got := cfg.Providers[0].BaseURL; got != want {
+			t.Errorf("%s: base_url = %q, want %q", typ, got, want)
+		}
+		if off, why := cfg.ProviderDisabled(0); off {
+			t.Errorf("%s: disabled: %s", typ, why)
+		}
+	}
+}
+
+// The commented native-provider examples of config.example.yaml (and the
+// models that name them) load once uncommented, with every other
+// commented provider.
+func TestExampleNativeProviders(t *testing.T) {
+	src, err := os.ReadFile("../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := regexp.MustCompile(`^  # (- name: |  (type|api_key|base_url|provider|upstream_model): )`)
+	var lines []string
+	for _, l := range strings.Split(string(src), "\n") {
+		if entry.MatchString(l) {
+			l = "  " + strings.TrimPrefix(l, "  # ")
+		}
+		lines = append(lines, l)
+	}
+	env := map[string]string{"GEMINI_API_KEY": "g", "COHERE_API_KEY": "c", "AWS_BEARER_TOKEN_BEDROCK": "b"}
+	cfg := mustParse(t, strings.Join(lines, "\n"), env)
+	types := map[string]string{}
+	for i, p := range cfg.Providers {
+		if off, why := cfg.ProviderDisabled(i); off && slices.Contains([]string{"gemini", "cohere", "ollama", "bedrock"}, p.Type) {
+			t.Errorf("provider %s disabled: %s", p.Name, why)
+		}
+		types[p.Type] = p.BaseURL
+	}
+	for _, typ := range []string{"gemini", "cohere", "ollama", "bedrock"} {
+		if types[typ] == "" {
+			t.Errorf("no %s provider in the uncommented example (providers %v)", typ, types)
+		}
+	}
+	served := map[string]bool{}
+	for _, m := range cfg.Models {
+		served[m.Provider] = true
+	}
+	for _, name := range []string{"google", "cohere", "ollama-native", "bedrock"} {
+		if !served[name] {
+			t.Errorf("no example model on provider %s", name)
 		}
 	}
 }

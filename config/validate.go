@@ -60,7 +60,9 @@ func (c *Config) validate(l *loader) []FieldError {
 		if !slices.Contains(ProviderTypes, p.Type) {
 			l.fail(path+".type", "%q is not a provider type; use one of %s", p.Type, strings.Join(ProviderTypes, ", "))
 		}
-		if p.Type != "demo" && slices.Contains(ProviderTypes, p.Type) {
+		if p.Type == "bedrock" && p.BaseURL == "" {
+			l.fail(path+".base_url", "is required for bedrock: the regional runtime endpoint, for example https://bedrock-runtime.us-east-1.amazonaws.com")
+		} else if p.Type != "demo" && slices.Contains(ProviderTypes, p.Type) {
 			if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				l.fail(path+".base_url", "%q is not an http(s) URL; write the API root, for example https://api.openai.com/v1", p.BaseURL)
 			}

@@ -145,7 +145,9 @@ func readOpenAISummary(body []byte) (string, *adapters.Usage) {
 	return summary.Model, summary.Usage
 }
 
-func isEventStream(contentType string) bool {
+// isStream reports whether a response is a stream: an event stream,
+// Ollama's newline-delimited JSON, or AWS's binary event stream.
+func isStream(contentType string) bool {
 	mt, _, _ := mime.ParseMediaType(contentType)
-	return mt == "text/event-stream"
+	return mt == "text/event-stream" || mt == "application/x-ndjson" || mt == "application/vnd.amazon.eventstream"
 }

@@ -188,6 +188,9 @@ func anthropicErrorType(e *adapters.UpstreamError) string {
 
 // codec is the wire format of the route's provider.
 func (rt *route) codec() upstreamCodec {
+	if c, ok := nativeCodec(rt.provider); ok {
+		return c
+	}
 	switch p := rt.provider.(type) {
 	case *anthropic.Provider:
 		return anthropicCodec{}

@@ -140,7 +140,7 @@ func (s *Server) serveChat(c *call, id *authn.Identity, cc *chatCall) {
 		s.relayUpstreamError(c, rt, cc, resp)
 		return
 	}
-	stream := cc.stream && isEventStream(resp.Header.Get("Content-Type"))
+	stream := cc.stream && isStream(resp.Header.Get("Content-Type"))
 	if stream {
 		relay := s.startSpan(c, "stream", trace.SpanKindInternal)
 		defer endStreamSpan(relay, c)
@@ -192,7 +192,9 @@ func (s *Server) relayUpstreamError(c *call, rt *route, cc *chatCall, resp *http
 	}
 	class := upstreamErrorClass(status)
 	switch {
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+	case status == http.StatusUnauthorized || status == http.StatusForbidden || e.Kind == adapters.ErrAuth:
+		// Gemini refuses a bad key with a 400, Cohere with a 498.
+		class = "upstream_auth"
 		c.logger().Error("provider refused the gateway's credentials",
 			zap.String("provider", rt.provider.Name()), zap.Int("status", status), zap.String("message", msg))
 		status, errType, code = http.StatusBadGateway, "upstream_error", "upstream_auth_failed"

@@ -13,7 +13,11 @@ import (
 
 	"portcullis/adapters"
 	"portcullis/adapters/anthropic"
+	"portcullis/adapters/bedrock"
+	"portcullis/adapters/cohere"
 	"portcullis/adapters/demo"
+	"portcullis/adapters/gemini"
+	"portcullis/adapters/ollama"
 	"portcullis/adapters/openai"
 	"portcullis/audit"
 	"portcullis/authn"
@@ -97,8 +101,27 @@ func newProvider(pc config.Provider, version string) (adapters.Provider, error) 
 			Headers:   revealHeaders(pc.Headers),
 			UserAgent: ua,
 		}), nil
+	case "gemini":
+		return gemini.New(nativeOptions(pc, ua)), nil
+	case "cohere":
+		return cohere.New(nativeOptions(pc, ua)), nil
+	case "ollama":
+		return ollama.New(nativeOptions(pc, ua)), nil
+	case "bedrock":
+		return bedrock.New(nativeOptions(pc, ua)), nil
 	default:
 		return nil, fmt.Errorf("provider %s: unknown type %q", pc.Name, pc.Type)
+	}
+}
+
+// nativeOptions are the options of a native-format provider.
+func nativeOptions(pc config.Provider, ua string) adapters.ProviderOptions {
+	return adapters.ProviderOptions{
+		Name:      pc.Name,
+		BaseURL:   pc.BaseURL,
+		APIKey:    pc.APIKey.Reveal(),
+		Headers:   revealHeaders(pc.Headers),
+		UserAgent: ua,
 	}
 }
 

@@ -105,7 +105,15 @@ func (s *Server) translateStream(c *call, rt *route, cc *chatCall, resp *http.Re
 		case adapters.EventError:
 			c.rec.ErrorClass, c.rec.Error = "upstream_stream_error", ev.Err.Message
 		}
-		if b := out.Encode(ev); len(b) > 0 {
+		var b []byte
+		if ev.Type == adapters.EventError {
+			// In the client's words, by kind: a provider's own error type
+			// (Gemini's UNAVAILABLE, Bedrock's exceptions) means nothing to it.
+			b = out.Fail(ev.Err)
+		} else {
+			b = out.Encode(ev)
+		}
+		if len(b) > 0 {
 			if _, err := c.w.Write(b); err != nil {
 				s.clientGone(c)
 				return
