@@ -58,14 +58,21 @@ func NewUpstream(o UpstreamOptions) Upstream {
 }
 
 // NewTransport returns the transport a provider uses by default: one
-// connection pool per provider, kept warm, HTTP/2 where the upstream offers it.
+// connection pool per provider, kept warm, HTTP/2 where the upstream
+// offers it. A request whose context carries WithConnectTimeout dials a
+// new connection within that bound instead of the default 10s.
 func NewTransport() *http.Transport {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
-		DialContext: (&net.Dialer{
-			Timeout:   10 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if d, ok := ctx.Value(connectTimeoutKey{}).(time.Duration); ok && d > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, d)
+				defer cancel()
+			}
+			return dialer.DialContext(ctx, network, addr)
+		},
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   256,
@@ -73,6 +80,15 @@ func NewTransport() *http.Transport {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
+}
+
+type connectTimeoutKey struct{}
+
+// WithConnectTimeout returns ctx carrying a bound on opening a new
+// connection (TCP) for the requests sent with it, a routing target's own
+// connect time-out; a pooled connection needs none.
+func WithConnectTimeout(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, connectTimeoutKey{}, d)
 }
 
 // SecretHeaderValues lists the header values long enough to be credentials

@@ -46,6 +46,14 @@ type Record struct {
 	CompletionTokens int
 	// UsageReported says the token counts came from the provider.
 	UsageReported bool
+	// UsageEstimated says CompletionTokens counts the content events the
+	// client received of a stream that broke off before the provider
+	// reported its usage (about one token each), not the provider's count.
+	UsageEstimated bool
+	// Attempts are the upstream attempts the call made, in order: each
+	// target tried, retries and fallbacks included. Empty when the call
+	// ended before reaching a provider.
+	Attempts []Attempt
 	// Latency is the whole call; TimeToFirstByte is until the first byte of
 	// the response body reached the client.
 	Latency         time.Duration
@@ -80,6 +88,35 @@ func (r *Record) Outcome() string {
 	default:
 		return "failed"
 	}
+}
+
+// Attempt is one request the gateway sent upstream for a call.
+type Attempt struct {
+	// Provider and UpstreamModel are the target tried.
+	Provider      string
+	UpstreamModel string
+	// Status is the provider's HTTP status; 0 when it sent none.
+	Status int
+	// ErrorClass is empty for the attempt that answered the call, else
+	// why it did not: upstream_rate_limited, upstream_server_error,
+	// upstream_unreachable, upstream_timeout, upstream_broken, ...
+	ErrorClass string
+	// Wait is the back-off the gateway paused before the attempt.
+	Wait time.Duration
+	// Duration is from sending the request to the attempt's end: its
+	// failure, or the end of the answer it relayed.
+	Duration time.Duration
+}
+
+// MarshalLogObject implements zapcore.ObjectMarshaler.
+func (a *Attempt) MarshalLogObject(e zapcore.ObjectEncoder) error {
+	e.AddString("provider", a.Provider)
+	e.AddString("upstream_model", a.UpstreamModel)
+	e.AddInt("status", a.Status)
+	e.AddString("error_class", a.ErrorClass)
+	e.AddFloat64("wait_ms", ms(a.Wait))
+	e.AddFloat64("duration_ms", ms(a.Duration))
+	return nil
 }
 
 // Identity is the caller as audited.
@@ -152,6 +189,13 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	e.AddInt("prompt_tokens", r.PromptTokens)
 	e.AddInt("completion_tokens", r.CompletionTokens)
 	e.AddBool("usage_reported", r.UsageReported)
+	e.AddBool("usage_estimated", r.UsageEstimated)
+	_ = e.AddArray("attempts", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
+		for i := range r.Attempts {
+			_ = a.AppendObject(&r.Attempts[i])
+		}
+		return nil
+	}))
 	e.AddFloat64("latency_ms", ms(r.Latency))
 	e.AddFloat64("ttfb_ms", ms(r.TimeToFirstByte))
 	e.AddFloat64("ttft_ms", ms(r.TimeToFirstToken))

@@ -98,14 +98,41 @@ type Provider struct {
 	keyDeclared bool
 }
 
-// Model is a model name callers may ask for.
+// Model is a model name callers may ask for (a real model's name or an
+// alias such as "smart") and where its calls go: one provider, or an
+// ordered list of targets with a strategy to choose among them, retries,
+// time-outs and cooldown (routing.go; docs/routing.md).
 type Model struct {
 	// Name is what callers put in the request's "model" field.
 	Name string `yaml:"name"`
-	// Provider is the name of the provider that serves it.
+	// Provider is the name of the provider that serves it, for a model of
+	// one target; Load turns it into Targets[0]. Leave it out when
+	// Targets is given.
 	Provider string `yaml:"provider"`
-	// UpstreamModel is the model name sent to the provider. Zero value: Name.
+	// UpstreamModel is the model name sent to Provider. Zero value: Name.
 	UpstreamModel string `yaml:"upstream_model"`
+	// Targets are where calls may go, in order of preference.
+	Targets []Target `yaml:"targets"`
+	// Strategy chooses the target a call tries first: fallback (in
+	// order), weighted (at random, by weight) or least-busy (fewest calls
+	// in flight); the other targets follow as fallbacks. Zero value: fallback.
+	Strategy string `yaml:"strategy"`
+	// Retry says how often a target is tried again before the next one.
+	Retry Retry `yaml:"retry"`
+	// Timeouts bound each attempt on every target; a target's own
+	// timeouts override them field by field.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// Cooldown takes a target that keeps failing out of rotation for a
+	// while. Zero value: off.
+	Cooldown Cooldown `yaml:"cooldown"`
+	// ContextFallback names another model whose targets get the call when
+	// this model's provider says the prompt is longer than its context
+	// window (context_length_exceeded). Zero value: that error is returned.
+	ContextFallback string `yaml:"context_fallback"`
+
+	// shorthand records that Targets came from Provider, for errors that
+	// name the field the file has.
+	shorthand bool
 }
 
 // Auth declares accepted credentials.
@@ -348,8 +375,6 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	for i := range c.Models {
-		if c.Models[i].UpstreamModel == "" {
-			c.Models[i].UpstreamModel = c.Models[i].Name
-		}
+		c.Models[i].applyDefaults()
 	}
 }

@@ -75,20 +75,7 @@ func (c *Config) validate(l *loader) []FieldError {
 		}
 	}
 
-	models := map[string]bool{}
-	for i, m := range c.Models {
-		path := fmt.Sprintf("models[%d]", i)
-		switch {
-		case m.Name == "":
-			l.fail(path+".name", "is required; it is the name callers put in the request's model field")
-		case models[m.Name]:
-			l.fail(path+".name", "%q is declared twice; each model name must be unique", m.Name)
-		}
-		models[m.Name] = true
-		if !providers[m.Provider] {
-			l.fail(path+".provider", "%q is not a declared provider; use one of %s", m.Provider, strings.Join(c.providerNames(), ", "))
-		}
-	}
+	c.validateModels(l, providers)
 
 	hashes := map[string]bool{}
 	for i, k := range c.Auth.APIKeys {

@@ -52,13 +52,20 @@ func (s *Server) chatCompletions(c *call) {
 		includeUsage: req.IncludeUsage,
 		native:       req,
 		passthrough:  req.Encode,
-		unified:      req.Unified,
-		body:         body,
+		reparse: func() (decidable, func(string, bool) ([]byte, error), error) {
+			r, err := openai.ParseChatRequest(body)
+			if err != nil {
+				return nil, nil, err
+			}
+			return r, r.Encode, nil
+		},
+		unified: req.Unified,
+		body:    body,
 	})
 }
 
 // route finds where a model goes, or answers 404.
-func (s *Server) route(c *call, model string) (*route, bool) {
+func (s *Server) route(c *call, model string) (*router, bool) {
 	if rt, ok := s.routes[model]; ok {
 		return rt, true
 	}

@@ -44,6 +44,13 @@ func (s *Server) serveMessages(c *call, parse func([]byte) (*anthropic.MessagesR
 		passthrough: func(upstreamModel string, _ bool) ([]byte, error) {
 			return req.Encode(upstreamModel), nil
 		},
+		reparse: func() (decidable, func(string, bool) ([]byte, error), error) {
+			r, err := parse(body)
+			if err != nil {
+				return nil, nil, err
+			}
+			return r, func(upstreamModel string, _ bool) ([]byte, error) { return r.Encode(upstreamModel), nil }, nil
+		},
 		unified:  req.Unified,
 		body:     body,
 		endpoint: endpoint,

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"portcullis/adapters"
@@ -44,6 +43,9 @@ type chatCall struct {
 	native decidable
 	// passthrough encodes native for a provider of the client's format.
 	passthrough func(upstreamModel string, forceUsage bool) ([]byte, error)
+	// reparse reads the request as sent afresh, for a target whose own
+	// edits (a smaller max_tokens) must not carry over to the next one.
+	reparse func() (decidable, func(upstreamModel string, forceUsage bool) ([]byte, error), error)
 	// unified decodes the request for a provider of another format.
 	unified func() (*adapters.Request, error)
 	// body is the request as sent, for the audit record's content when
@@ -54,22 +56,25 @@ type chatCall struct {
 	endpoint *upstreamEndpoint
 }
 
-// serveChat runs an authenticated, parsed chat call to its end.
+// serveChat runs an authenticated, parsed chat call to its end: the
+// policy decides on the model the client named, and the router sends the
+// call to that model's targets (router.go).
 func (s *Server) serveChat(c *call, id *authn.Identity, cc *chatCall) {
 	c.rec.Model = cc.model
 	c.rec.Stream = cc.stream
-	rt, ok := s.route(c, cc.model)
+	rtr, ok := s.route(c, cc.model)
 	if !ok {
 		return
 	}
-	path := rt.codec().path(rt.upstreamModel, cc.stream)
+	rt := rtr.targets[0]
 	if cc.endpoint != nil {
-		if !cc.endpoint.servedBy(rt.provider) {
+		served := rtr.targetsFor(cc)
+		if len(served) == 0 {
 			c.fail(http.StatusBadRequest, "bad_request", "invalid_request_error", "unsupported_endpoint", "model",
 				"the model "+strconv.Quote(cc.model)+" does not offer "+cc.endpoint.what+": its provider "+rt.provider.Name()+" has no such API")
 			return
 		}
-		path = cc.endpoint.path
+		rt = served[0]
 	}
 	choice, _ := cc.native.PolicyToolChoice()
 	d, ok := s.decide(c, id, &authz.Request{
@@ -86,79 +91,13 @@ func (s *Server) serveChat(c *call, id *authn.Identity, cc *chatCall) {
 	if !ok {
 		return
 	}
-	target := cc.native
-	var unified *adapters.Request
-	if cc.endpoint == nil && rt.codec().format() != cc.client.format() {
-		var err error
-		if unified, err = cc.unified(); err != nil {
-			s.refuseRequest(c, err)
-			return
-		}
-		target = unified
-	}
-	if !s.applyTools(c, target, d.Tools) {
+	// The decision is enforced on the request as sent; a target that
+	// needs it translated gets the same edits (requestEncoder).
+	if !s.applyTools(c, cc.native, d.Tools) {
 		return
 	}
-	target.CapMaxTokens(d.MaxTokens)
-
-	var body []byte
-	var err error
-	if unified == nil {
-		body, err = cc.passthrough(rt.upstreamModel, rt.forceUsage)
-	} else {
-		body, err = rt.codec().encodeRequest(unified, rt.upstreamModel)
-		if len(unified.Dropped) > 0 {
-			c.logger().Debug("fields dropped in translation", zap.Strings("fields", unified.Dropped))
-		}
-	}
-	if err != nil {
-		s.refuseRequest(c, err)
-		return
-	}
-	c.rec.Provider = rt.provider.Name()
-	c.rec.UpstreamModel = rt.upstreamModel
-	c.w.Header().Set("X-Portcullis-Provider", rt.provider.Name())
-
-	// The request's context ends when the client goes away, which cancels
-	// the upstream request with it.
-	ctx := c.r.Context()
-	sent := time.Now()
-	attempt := s.startSpan(c, "upstream", trace.SpanKindClient)
-	resp, err := rt.provider.Send(ctx, &adapters.Call{Path: path, Body: body, Stream: cc.stream, Model: rt.upstreamModel})
-	c.rec.UpstreamLatency = time.Since(sent)
-	endUpstreamSpan(attempt, rt, resp, err)
-	if err != nil {
-		s.upstreamUnreachable(ctx, c, err)
-		return
-	}
-	defer resp.Body.Close()
-	c.rec.UpstreamRequestID = resp.Header.Get("X-Request-Id")
-	if c.rec.UpstreamRequestID == "" {
-		c.rec.UpstreamRequestID = resp.Header.Get("Request-Id") // Anthropic's name for it
-	}
-	if resp.StatusCode >= 400 {
-		s.relayUpstreamError(c, rt, cc, resp)
-		return
-	}
-	stream := cc.stream && isStream(resp.Header.Get("Content-Type"))
-	if stream {
-		relay := s.startSpan(c, "stream", trace.SpanKindInternal)
-		defer endStreamSpan(relay, c)
-	}
-	switch {
-	case unified != nil && stream:
-		s.translateStream(c, rt, cc, resp)
-	case unified != nil:
-		s.translateResponse(c, rt, cc, resp)
-	case cc.client.format() == formatAnthropic && stream:
-		s.relayAnthropicStream(c, resp)
-	case cc.client.format() == formatAnthropic:
-		s.relayResponse(c, resp, readAnthropicSummary)
-	case stream:
-		s.relayStream(c, resp, cc.includeUsage)
-	default:
-		s.relayResponse(c, resp, readOpenAISummary)
-	}
+	cc.native.CapMaxTokens(d.MaxTokens)
+	s.forward(c, cc, rtr, &d)
 }
 
 // refuseRequest answers 400 for a request the gateway cannot forward.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -56,21 +57,37 @@ func (s *Server) buildRoutes() error {
 		s.statuses = append(s.statuses, providerStatus{Name: pc.Name, Type: pc.Type, Enabled: true})
 		s.log.Info("provider ready", zap.String("provider", pc.Name), zap.String("type", pc.Type))
 	}
-	s.routes = make(map[string]*route, len(s.cfg.Models))
+	s.routes = make(map[string]*router, len(s.cfg.Models))
 	s.disabled = map[string]string{}
 	for _, m := range s.cfg.Models {
-		p, ok := providers[m.Provider]
-		if !ok {
-			s.disabled[m.Name] = "its provider " + m.Provider + " is disabled on this gateway (no API key is configured)"
+		rtr, off := s.newRouter(m, providers)
+		if len(rtr.targets) == 0 {
+			s.disabled[m.Name] = disabledReason(off)
 			continue
 		}
-		s.routes[m.Name] = &route{model: m.Name, upstreamModel: m.UpstreamModel, provider: p, forceUsage: true}
+		if len(off) > 0 {
+			s.log.Warn("model routed without its targets on disabled providers", zap.String("model", m.Name), zap.Strings("providers", off))
+		}
+		s.routes[m.Name] = rtr
 		s.models = append(s.models, m.Name)
+	}
+	for _, m := range s.cfg.Models {
+		if rtr, ok := s.routes[m.Name]; ok && m.ContextFallback != "" {
+			rtr.contextFallback = s.routes[m.ContextFallback] // nil when that model is disabled
+		}
 	}
 	if len(s.routes) == 0 {
 		s.log.Warn("no model is available: every provider is disabled or no model is configured")
 	}
 	return nil
+}
+
+// disabledReason says why a model whose every provider is off cannot be used.
+func disabledReason(providers []string) string {
+	if len(providers) == 1 {
+		return "its provider " + providers[0] + " is disabled on this gateway (no API key is configured)"
+	}
+	return "its providers " + strings.Join(providers, ", ") + " are disabled on this gateway (no API key is configured)"
 }
 
 func newProvider(pc config.Provider, version string) (adapters.Provider, error) {
@@ -163,7 +180,7 @@ func (s *Server) listModels(c *call) {
 		Data   []model `json:"data"`
 	}{Object: "list", Data: make([]model, 0, len(visible))}
 	for _, name := range visible {
-		list.Data = append(list.Data, model{ID: name, Object: "model", Created: s.started.Unix(), OwnedBy: s.routes[name].provider.Name()})
+		list.Data = append(list.Data, model{ID: name, Object: "model", Created: s.started.Unix(), OwnedBy: s.routes[name].targets[0].provider.Name()})
 	}
 	writeJSON(c.w, http.StatusOK, list)
 }

@@ -17,7 +17,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
-	"portcullis/adapters"
 	"portcullis/audit"
 	"portcullis/authn"
 	"portcullis/authz"
@@ -37,12 +36,14 @@ type Server struct {
 	portal *portal.Portal
 	// trustedProxies are the load balancers whose X-Forwarded-For is believed.
 	trustedProxies []netip.Prefix
-	routes         map[string]*route
+	routes         map[string]*router
 	disabled       map[string]string // model name → why its provider is off
 	models         []string          // enabled model names, in config order
 	statuses       []providerStatus
-	started        time.Time
-	version        string
+	// clock is the time cooldowns go by; tests move it.
+	clock   clock
+	started time.Time
+	version string
 
 	ready    atomic.Bool
 	cutting  atomic.Bool // the shutdown grace period is over
@@ -89,16 +90,6 @@ type Options struct {
 // implements it, so that the proxy needs no metrics library.
 type Observer interface {
 	ObserveCall(*audit.Record)
-}
-
-// route is where a model name goes.
-type route struct {
-	model         string
-	upstreamModel string
-	provider      adapters.Provider
-	// forceUsage turns on stream_options.include_usage upstream, for
-	// OpenAI-type providers, so streamed calls always report usage.
-	forceUsage bool
 }
 
 // New wires the gateway from its parts and the configuration.

@@ -52,6 +52,7 @@ const (
 	attrRevision       = attribute.Key("portcullis.policy.revision")
 	attrLogContent     = attribute.Key("portcullis.decision.log_content")
 	attrTimeToFirstTok = attribute.Key("portcullis.ttft_ms")
+	attrAttempt        = attribute.Key("portcullis.attempt")
 )
 
 // startTrace begins the call's server span, as a child of the caller's
@@ -179,23 +180,19 @@ func decisionWord(allow, failed bool) string {
 	return "deny"
 }
 
-// endUpstreamSpan ends an upstream attempt's span once the provider's
-// response headers arrived, or it failed to answer.
-func endUpstreamSpan(sp trace.Span, rt *route, resp *http.Response, err error) {
+// endAttemptSpan ends an upstream attempt's span: once the provider's
+// first byte arrived, or the attempt failed (class says how).
+func endAttemptSpan(sp trace.Span, rt *route, n, status int, class string) {
 	if !sp.IsRecording() {
 		return
 	}
-	sp.SetAttributes(attrProvider.String(rt.provider.Name()), attrRequestModel.String(rt.upstreamModel))
-	switch {
-	case err != nil:
-		sp.SetAttributes(attrErrorType.String("upstream_unreachable"))
-		sp.SetStatus(codes.Error, "no response")
-	default:
-		sp.SetAttributes(attrStatus.Int(resp.StatusCode))
-		if resp.StatusCode >= 400 {
-			sp.SetAttributes(attrErrorType.String(upstreamErrorClass(resp.StatusCode)))
-			sp.SetStatus(codes.Error, "HTTP "+http.StatusText(resp.StatusCode))
-		}
+	sp.SetAttributes(attrProvider.String(rt.provider.Name()), attrRequestModel.String(rt.upstreamModel), attrAttempt.Int(n))
+	if status != 0 {
+		sp.SetAttributes(attrStatus.Int(status))
+	}
+	if class != "" {
+		sp.SetAttributes(attrErrorType.String(class))
+		sp.SetStatus(codes.Error, class)
 	}
 	sp.End()
 }

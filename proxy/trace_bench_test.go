@@ -41,7 +41,7 @@ func BenchmarkCallSpans(b *testing.B) {
 				s.startTrace(&c)
 				endAuthnSpan(s.startSpan(&c, "authenticate", trace.SpanKindInternal), id, nil)
 				endAuthzSpan(s.startSpan(&c, "authorize", trace.SpanKindInternal), d, nil)
-				endUpstreamSpan(s.startSpan(&c, "upstream", trace.SpanKindClient), rt, nil, errBench)
+				endAttemptSpan(s.startSpan(&c, "upstream", trace.SpanKindClient), rt, 1, 0, "upstream_unreachable")
 				endStreamSpan(s.startSpan(&c, "stream", trace.SpanKindInternal), &c)
 				s.endTrace(&c)
 			}
