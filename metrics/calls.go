@@ -80,6 +80,7 @@ func (r *Registry) ObserveCall(rec *audit.Record) {
 		c.tokens.WithLabelValues(model, rec.Provider, "prompt").Add(float64(rec.PromptTokens))
 		c.tokens.WithLabelValues(model, rec.Provider, "completion").Add(float64(rec.CompletionTokens))
 	}
+	r.routing.observe(model, rec.Attempts)
 	c.total.WithLabelValues(endpoint).Observe(seconds(rec.Latency))
 	if rec.TimeToFirstByte > 0 {
 		c.ttfb.WithLabelValues(endpoint).Observe(seconds(rec.TimeToFirstByte))

@@ -20,15 +20,16 @@ import (
 
 // Registry holds the gateway's metrics.
 type Registry struct {
-	reg   *prometheus.Registry
-	calls *calls
+	reg     *prometheus.Registry
+	calls   *calls
+	routing *routing
 }
 
 // New returns a registry with the Go runtime and process metrics.
 func New() *Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &Registry{reg: reg, calls: newCalls(reg)}
+	return &Registry{reg: reg, calls: newCalls(reg), routing: newRouting(reg)}
 }
 
 // WatchPolicy exports the state of the policy engine, read at each scrape.

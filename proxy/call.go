@@ -32,6 +32,8 @@ type call struct {
 	span trace.Span
 	// transcript collects the content when the decision says log_content.
 	transcript *transcript
+	// delivered counts the content events a stream sent the client.
+	delivered int
 	// log is the gateway's log; withIDs is it with the call's ids, made
 	// on the call's first log line.
 	log, withIDs *zap.Logger

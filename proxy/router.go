@@ -25,6 +25,7 @@ import (
 // of one provider, as most are, is a router of one target.
 type router struct {
 	model    string
+	strategy string
 	targets  []*route
 	selector selector
 	retry    retryPolicy
@@ -54,7 +55,7 @@ type route struct {
 // newRouter builds a model's router from its configuration, with the
 // targets whose provider is enabled; disabled names the others.
 func (s *Server) newRouter(m config.Model, providers map[string]adapters.Provider) (rtr *router, disabled []string) {
-	rtr = &router{model: m.Name, selector: newSelector(m.Strategy), retry: newRetryPolicy(m.Retry)}
+	rtr = &router{model: m.Name, strategy: m.Strategy, selector: newSelector(m.Strategy), retry: newRetryPolicy(m.Retry)}
 	for _, t := range m.Targets {
 		p, ok := providers[t.Provider]
 		if !ok {
@@ -498,4 +499,57 @@ func (b *attemptBody) Close() error {
 		b.timer.Stop()
 	}
 	return b.body.Close()
+}
+
+// TargetStatus is one routing target's state, for /readyz and the metrics.
+type TargetStatus struct {
+	Model         string `json:"-"`
+	Provider      string `json:"provider"`
+	UpstreamModel string `json:"upstream_model"`
+	// State is closed (in rotation), open (cooling down) or half-open
+	// (the next call probes it).
+	State string `json:"state"`
+	// CooldownLeft is how long an open target stays out.
+	CooldownLeft time.Duration `json:"-"`
+	// CooldownLeftMS is CooldownLeft in milliseconds, for /readyz.
+	CooldownLeftMS int64 `json:"cooldown_left_ms,omitempty"`
+	// Cooldowns counts the times it was taken out of rotation.
+	Cooldowns uint64 `json:"cooldowns"`
+	// InFlight are the calls on it now.
+	InFlight int64 `json:"in_flight"`
+}
+
+// modelStatus is a model's route as /readyz shows it.
+type modelStatus struct {
+	Name     string         `json:"name"`
+	Strategy string         `json:"strategy"`
+	Targets  []TargetStatus `json:"targets"`
+}
+
+// Targets returns the state of every model's targets, in configuration
+// order, for the metrics.
+func (s *Server) Targets() []TargetStatus {
+	var out []TargetStatus
+	for _, m := range s.routeStatus() {
+		out = append(out, m.Targets...)
+	}
+	return out
+}
+
+func (s *Server) routeStatus() []modelStatus {
+	out := make([]modelStatus, 0, len(s.models))
+	for _, name := range s.models {
+		rtr := s.routes[name]
+		ms := modelStatus{Name: name, Strategy: rtr.strategy, Targets: make([]TargetStatus, 0, len(rtr.targets))}
+		for _, rt := range rtr.targets {
+			state, left, cooldowns := rt.health.state()
+			ms.Targets = append(ms.Targets, TargetStatus{
+				Model: name, Provider: rt.provider.Name(), UpstreamModel: rt.upstreamModel,
+				State: state, CooldownLeft: left, CooldownLeftMS: left.Milliseconds(), Cooldowns: cooldowns,
+				InFlight: rt.inflight.Load(),
+			})
+		}
+		out = append(out, ms)
+	}
+	return out
 }

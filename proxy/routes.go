@@ -195,7 +195,8 @@ func (s *Server) visibleModels(ctx context.Context, id *authn.Identity, clientIP
 }
 
 // readyz says whether the gateway can serve: configuration, policy and
-// providers loaded, and not shutting down.
+// providers loaded, and not shutting down; its routes say which targets
+// are cooling down and how busy each is.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	status, code := "ready", http.StatusOK
 	if !s.ready.Load() {
@@ -208,7 +209,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		Policy         authz.Status     `json:"policy"`
 		Providers      []providerStatus `json:"providers"`
 		Models         int              `json:"models"`
-	}{status, policy.Revision, policy, s.statuses, len(s.models)})
+		Routes         []modelStatus    `json:"routes"`
+	}{status, policy.Revision, policy, s.statuses, len(s.models), s.routeStatus()})
 }
 
 // marshalJSON encodes v as one line, leaving <, > and & readable: the

@@ -86,8 +86,11 @@ func (s *Server) relayStream(c *call, resp *http.Response, clientWantsUsage bool
 				return
 			}
 		}
-		if c.rec.TimeToFirstToken == 0 && carriesContent(ev.Data) {
-			c.rec.TimeToFirstToken = time.Since(c.start)
+		if carriesContent(ev.Data) {
+			c.delivered++
+			if c.rec.TimeToFirstToken == 0 {
+				c.rec.TimeToFirstToken = time.Since(c.start)
+			}
 		}
 		// Flush per event, except that events which arrived together
 		// leave together: nothing waits for data that is not here yet.
@@ -118,6 +121,7 @@ func (s *Server) clientGone(c *call) {
 // client: the client gets a well-formed error event, so it knows the answer
 // is incomplete.
 func (s *Server) streamBroke(c *call, rc *http.ResponseController, err error) {
+	countDelivered(c)
 	c.rec.ErrorClass = "upstream_stream_broken"
 	c.rec.Error = "the upstream stream broke off: " + err.Error()
 	c.logger().Warn("upstream stream broke off", zap.String("provider", c.rec.Provider), zap.Error(err))
@@ -125,9 +129,18 @@ func (s *Server) streamBroke(c *call, rc *http.ResponseController, err error) {
 	_ = rc.Flush()
 }
 
+// countDelivered counts the content events a broken stream delivered as
+// its completion tokens (a provider streams about one token per event),
+// unless the provider reported more before it broke off.
+func countDelivered(c *call) {
+	if c.delivered > c.rec.CompletionTokens {
+		c.rec.CompletionTokens, c.rec.UsageEstimated = c.delivered, true
+	}
+}
+
 // carriesContent reports whether a chat chunk holds some of the answer: a
 // non-empty text delta or a tool call. The role-only first chunk and the
-// usage chunk do not. A cheap byte test, run only until the first hit.
+// usage chunk do not. A cheap byte test.
 func carriesContent(data []byte) bool {
 	if bytes.Contains(data, []byte(`"tool_calls":[{`)) {
 		return true

@@ -99,6 +99,7 @@ func (s *Server) translateStream(c *call, rt *route, cc *chatCall, resp *http.Re
 		case adapters.EventUsage:
 			s.recordUsage(c, ev.Usage)
 		case adapters.EventText, adapters.EventToolCall:
+			c.delivered++
 			if c.rec.TimeToFirstToken == 0 {
 				c.rec.TimeToFirstToken = time.Since(c.start)
 			}
@@ -142,6 +143,7 @@ func startStream(c *call) *http.ResponseController {
 // translatedStreamBroke ends a translated stream whose upstream failed,
 // with an error event in the client's format.
 func (s *Server) translatedStreamBroke(c *call, rc *http.ResponseController, out streamEncoder, err error) {
+	countDelivered(c)
 	c.rec.ErrorClass = "upstream_stream_broken"
 	c.rec.Error = "the upstream stream broke off: " + err.Error()
 	c.logger().Warn("upstream stream broke off", zap.String("provider", c.rec.Provider), zap.Error(err))
@@ -180,6 +182,7 @@ func (s *Server) relayAnthropicStream(c *call, resp *http.Response) {
 			case adapters.EventUsage:
 				s.recordUsage(c, u.Usage)
 			case adapters.EventText, adapters.EventToolCall:
+				c.delivered++
 				if c.rec.TimeToFirstToken == 0 {
 					c.rec.TimeToFirstToken = time.Since(c.start)
 				}

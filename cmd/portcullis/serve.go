@@ -136,7 +136,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	registry.WatchTargets(func() []metrics.Target { return metricTargets(srv.Targets()) })
 	return srv.Serve(ctx)
+}
+
+// metricTargets are the routing targets' states as the metrics read them.
+func metricTargets(ts []proxy.TargetStatus) []metrics.Target {
+	out := make([]metrics.Target, len(ts))
+	for i, t := range ts {
+		out[i] = metrics.Target{Model: t.Model, Provider: t.Provider, UpstreamModel: t.UpstreamModel,
+			Open: t.State == "open", Cooldowns: t.Cooldowns, InFlight: t.InFlight}
+	}
+	return out
 }
 
 // signIn sets up browser sign-in when the sso section lists identity

@@ -46,6 +46,7 @@ type Upstream struct {
 
 	mu       sync.Mutex
 	received []Received
+	failing  int
 
 	// Status and Body, when Status is set, are the answer to every request
 	// (an error, say); Header is added to it.
@@ -65,11 +66,75 @@ type Upstream struct {
 	Cancelled chan struct{}
 	// Finished receives one value each time a stream was written to its end.
 	Finished chan struct{}
+
+	// faults are the failures of the next requests, one each (Script).
+	faults []Fault
+	// inflight counts the requests being answered; peak is its maximum.
+	inflight, peak int
+	// Arrived receives one value as each request arrives.
+	Arrived chan struct{}
+}
+
+// Fault is one way the fake fails one request, for fault injection.
+type Fault struct {
+	// Status, Body and Header answer the request, when Status is set.
+	Status int
+	Body   []byte
+	Header http.Header
+	// Hang holds the request without a byte of answer until the caller
+	// goes away, as an upstream that accepted and never answers does.
+	Hang bool
+	// HangBody sends a stream's headers, then holds it without an event
+	// until the caller goes away.
+	HangBody bool
+	// Cut drops a stream's connection after CutAfter events (none: after
+	// its headers), without [DONE] and without its usage.
+	Cut      bool
+	CutAfter int
+}
+
+// Script makes the next requests fail, one fault each, in order; the
+// requests after them are answered as usual.
+func (u *Upstream) Script(faults ...Fault) {
+	u.mu.Lock()
+	u.faults = append(u.faults, faults...)
+	u.mu.Unlock()
+}
+
+// Failing makes every later request answer status with an OpenAI error
+// body (or, with status 0, answer again), safely while calls are in flight.
+func (u *Upstream) Failing(status int) {
+	u.mu.Lock()
+	u.failing = status
+	u.mu.Unlock()
+}
+
+// InFlight returns how many requests the upstream is answering now, and
+// the most it answered at once.
+func (u *Upstream) InFlight() (now, peak int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.inflight, u.peak
+}
+
+// nextFault pops the next scripted fault, if any.
+func (u *Upstream) nextFault() (Fault, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.failing != 0 {
+		return Fault{Status: u.failing, Body: []byte(`{"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}`)}, true
+	}
+	if len(u.faults) == 0 {
+		return Fault{}, false
+	}
+	f := u.faults[0]
+	u.faults = u.faults[1:]
+	return f, true
 }
 
 // NewUpstream starts a fake upstream; it is closed when the test ends.
 func NewUpstream(t testing.TB) *Upstream {
-	u := &Upstream{Cancelled: make(chan struct{}, 16), Finished: make(chan struct{}, 16)}
+	u := &Upstream{Cancelled: make(chan struct{}, 16), Finished: make(chan struct{}, 16), Arrived: make(chan struct{}, 1024)}
 	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))
 	t.Cleanup(u.Close)
 	return u
@@ -86,8 +151,31 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	u.mu.Lock()
 	u.received = append(u.received, Received{Header: r.Header.Clone(), Body: body})
+	u.inflight++
+	u.peak = max(u.peak, u.inflight)
 	u.mu.Unlock()
+	defer func() {
+		u.mu.Lock()
+		u.inflight--
+		u.mu.Unlock()
+	}()
+	u.signal(u.Arrived)
 
+	fault, faulty := u.nextFault()
+	if faulty && fault.Hang {
+		<-r.Context().Done()
+		u.signal(u.Cancelled)
+		return
+	}
+	if faulty && fault.Status != 0 {
+		for k, vs := range fault.Header {
+			w.Header()[k] = vs
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(fault.Status)
+		w.Write(fault.Body)
+		return
+	}
 	for k, vs := range u.Header {
 		w.Header()[k] = vs
 	}
@@ -125,19 +213,34 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 		w.Write(Fixture(prefix + "_response.json"))
 		return
 	}
-	u.stream(w, r, prefix+"_stream.sse", req.StreamOptions.IncludeUsage)
+	u.stream(w, r, prefix+"_stream.sse", req.StreamOptions.IncludeUsage, fault)
 }
 
 // stream replays a stream fixture, which ends with a usage chunk and
 // [DONE]; the usage chunk is left out unless asked for, as OpenAI does.
-func (u *Upstream) stream(w http.ResponseWriter, r *http.Request, fixture string, includeUsage bool) {
+func (u *Upstream) stream(w http.ResponseWriter, r *http.Request, fixture string, includeUsage bool, fault Fault) {
 	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
+	if fault.HangBody {
+		_ = rc.Flush()
+		<-r.Context().Done()
+		u.signal(u.Cancelled)
+		return
+	}
+	if fault.Cut && fault.CutAfter == 0 {
+		_ = rc.Flush()
+		panic(http.ErrAbortHandler)
+	}
 	events := bytes.SplitAfter(Fixture(fixture), []byte("\n\n"))
 	for i, ev := range events {
 		if len(ev) == 0 {
 			continue
+		}
+		if fault.Cut && i == fault.CutAfter {
+			// Drop the connection, as a provider's crash or a proxy's
+			// idle cut does: no [DONE], no usage.
+			panic(http.ErrAbortHandler)
 		}
 		if !includeUsage && bytes.Contains(ev, []byte(`"choices":[]`)) {
 			continue
