@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -566,5 +567,37 @@ func TestLeastBusyUnderUnevenLatency(t *testing.T) {
 	}
 	if len(open) != 1 {
 		t.Errorf("the slow target got %d calls, want 1", len(open))
+	}
+}
+
+// Weighted balancing through the gateway: over 10,000 calls each target
+// serves its weight's share, within 2 points. The calls go to the
+// in-process demo provider, under two upstream model names, straight
+// through the handler.
+func TestWeightedOver10000Requests(t *testing.T) {
+	h := newHarness(t, harnessOptions{models: `
+  - name: spread
+    strategy: weighted
+    targets:
+      - {provider: demo, upstream_model: demo-a, weight: 1}
+      - {provider: demo, upstream_model: demo-b, weight: 3}
+      - {provider: demo, upstream_model: demo-c, weight: 6}`})
+	const n = 10000
+	served := map[string]int{}
+	body := chatFor("spread", false)
+	for range n {
+		req := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+engKey)
+		w := httptest.NewRecorder()
+		h.srv.Handler().ServeHTTP(w, req)
+		if w.Code != 200 {
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		served[w.Header().Get("X-Portcullis-Model")]++
+	}
+	for model, weight := range map[string]float64{"demo-a": 0.1, "demo-b": 0.3, "demo-c": 0.6} {
+		if got := float64(served[model]) / n; got < weight-0.02 || got > weight+0.02 {
+			t.Errorf("%s served %.3f of the calls, want %.1f±0.02 (%v)", model, got, weight, served)
+		}
 	}
 }

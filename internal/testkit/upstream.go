@@ -81,12 +81,18 @@ type Fault struct {
 	Status int
 	Body   []byte
 	Header http.Header
+	// Reached, when not nil, is closed when the request that gets this
+	// fault arrives.
+	Reached chan struct{}
 	// Hang holds the request without a byte of answer until the caller
 	// goes away, as an upstream that accepted and never answers does.
 	Hang bool
 	// HangBody sends a stream's headers, then holds it without an event
 	// until the caller goes away.
 	HangBody bool
+	// HoldAfter, when positive, holds a stream after that many events
+	// until the caller goes away.
+	HoldAfter int
 	// Cut drops a stream's connection after CutAfter events (none: after
 	// its headers), without [DONE] and without its usage.
 	Cut      bool
@@ -162,6 +168,9 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 	u.signal(u.Arrived)
 
 	fault, faulty := u.nextFault()
+	if fault.Reached != nil {
+		close(fault.Reached)
+	}
 	if faulty && fault.Hang {
 		<-r.Context().Done()
 		u.signal(u.Cancelled)
@@ -230,17 +239,22 @@ func (u *Upstream) stream(w http.ResponseWriter, r *http.Request, fixture string
 	}
 	if fault.Cut && fault.CutAfter == 0 {
 		_ = rc.Flush()
-		panic(http.ErrAbortHandler)
+		cut(rc)
+		return
 	}
 	events := bytes.SplitAfter(Fixture(fixture), []byte("\n\n"))
 	for i, ev := range events {
 		if len(ev) == 0 {
 			continue
 		}
+		if fault.HoldAfter > 0 && i == fault.HoldAfter {
+			<-r.Context().Done()
+			u.signal(u.Cancelled)
+			return
+		}
 		if fault.Cut && i == fault.CutAfter {
-			// Drop the connection, as a provider's crash or a proxy's
-			// idle cut does: no [DONE], no usage.
-			panic(http.ErrAbortHandler)
+			cut(rc)
+			return
 		}
 		if !includeUsage && bytes.Contains(ev, []byte(`"choices":[]`)) {
 			continue
@@ -269,6 +283,16 @@ func (u *Upstream) stream(w http.ResponseWriter, r *http.Request, fixture string
 		}
 	}
 	u.signal(u.Finished)
+}
+
+// cut drops the connection mid-answer, as a provider's crash or a proxy's
+// idle cut does: no [DONE], no usage, not even the chunked encoding's end.
+func cut(rc *http.ResponseController) {
+	conn, _, err := rc.Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	conn.Close()
 }
 
 func (u *Upstream) signal(ch chan struct{}) {
