@@ -12,6 +12,7 @@ import (
 
 	"portcullis/audit"
 	"portcullis/internal/testkit"
+	"portcullis/metrics"
 	"portcullis/proxy"
 )
 
@@ -29,12 +30,18 @@ type routed struct {
 
 func newRouted(t *testing.T, models string) *routed {
 	t.Helper()
+	return newRoutedWith(t, models, nil)
+}
+
+func newRoutedWith(t *testing.T, models string, observer proxy.Observer) *routed {
+	t.Helper()
 	ant := testkit.NewAnthropicUpstream(t, anthropicKey)
 	backup := testkit.NewUpstream(t)
 	h := newHarness(t, harnessOptions{
 		providers: "\n  - name: claude\n    type: anthropic\n    base_url: " + ant.URL + "\n    api_key: " + anthropicKey +
 			"\n  - name: backup\n    type: openai\n    base_url: " + backup.URL + "/v1\n    api_key: sk-backup-key-0123456789",
-		models: models,
+		models:   models,
+		observer: observer,
 	})
 	return &routed{harness: h, claude: ant, backup: backup}
 }
@@ -598,6 +605,53 @@ func TestWeightedOver10000Requests(t *testing.T) {
 	for model, weight := range map[string]float64{"demo-a": 0.1, "demo-b": 0.3, "demo-c": 0.6} {
 		if got := float64(served[model]) / n; got < weight-0.02 || got > weight+0.02 {
 			t.Errorf("%s served %.3f of the calls, want %.1f±0.02 (%v)", model, got, weight, served)
+		}
+	}
+}
+
+// The routing metrics: attempts by result, retries, fallbacks, and each
+// target's cooldowns and state, read at the scrape.
+func TestRoutingMetrics(t *testing.T) {
+	reg := metrics.New()
+	h := newRoutedWith(t, `
+  - name: counted
+    targets:
+      - {provider: upstream, upstream_model: gpt-4o-mini}
+      - {provider: backup, upstream_model: gpt-4o-mini}
+    retry: {attempts: 2, backoff: 1ms, max_backoff: 1ms}
+    cooldown: {failures: 2, period: 1m}`, reg)
+	reg.WatchTargets(func() []metrics.Target {
+		var out []metrics.Target
+		for _, ts := range h.srv.Targets() {
+			out = append(out, metrics.Target{Model: ts.Model, Provider: ts.Provider, UpstreamModel: ts.UpstreamModel,
+				Open: ts.State == "open", Cooldowns: ts.Cooldowns, InFlight: ts.InFlight})
+		}
+		return out
+	})
+	h.upstream.Failing(500)
+	for range 2 {
+		resp := h.post(engKey, chatFor("counted", false))
+		readAll(t, resp.Body)
+		resp.Body.Close()
+	}
+	h.records.last(t, 2)
+	rec := httptest.NewRecorder()
+	reg.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	out := rec.Body.String()
+	for _, want := range []string{
+		// Call 1: upstream 500, retried 500 (it opens), backup answers.
+		// Call 2: upstream skipped, backup answers.
+		`portcullis_upstream_attempts_total{model="counted",provider="upstream",result="upstream_server_error"} 2`,
+		`portcullis_upstream_attempts_total{model="counted",provider="backup",result="ok"} 2`,
+		`portcullis_retries_total{model="counted",provider="upstream"} 1`,
+		`portcullis_fallbacks_total{from="upstream",model="counted",to="backup"} 1`,
+		`portcullis_target_cooldowns_total{model="counted",provider="upstream",upstream_model="gpt-4o-mini"} 1`,
+		`portcullis_target_cooling_down{model="counted",provider="upstream",upstream_model="gpt-4o-mini"} 1`,
+		`portcullis_target_cooling_down{model="counted",provider="backup",upstream_model="gpt-4o-mini"} 0`,
+		`portcullis_target_in_flight{model="counted",provider="backup",upstream_model="gpt-4o-mini"} 0`,
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("scrape lacks %s", want)
 		}
 	}
 }
