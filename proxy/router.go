@@ -107,6 +107,7 @@ func (s *Server) forward(c *call, cc *chatCall, rtr *router, d *authz.Decision) 
 	ctx := c.r.Context()
 	var last *failure
 	var lastRT *route
+	var refused error // the first target's refusal of the request, if one refused it
 	model := rtr
 	for model != nil {
 		next := (*router)(nil)
@@ -118,10 +119,10 @@ func (s *Server) forward(c *call, cc *chatCall, rtr *router, d *authz.Decision) 
 			}
 			body, unified, err := enc.encode(rt)
 			if err != nil {
+				// This target's format cannot carry the request; another's may.
 				rt.health.released(probe)
-				if last == nil {
-					s.refuseRequest(c, err)
-					return
+				if refused == nil {
+					refused = err
 				}
 				c.logger().Debug("target cannot carry the request; skipped", zap.String("provider", rt.provider.Name()), zap.Error(err))
 				continue
@@ -161,11 +162,14 @@ func (s *Server) forward(c *call, cc *chatCall, rtr *router, d *authz.Decision) 
 		}
 		model = next
 	}
-	if last == nil {
+	switch {
+	case last != nil:
+		s.answerFailure(c, lastRT, cc, last)
+	case refused != nil:
+		s.refuseRequest(c, refused)
+	default:
 		s.allCoolingDown(c, rtr)
-		return
 	}
-	s.answerFailure(c, lastRT, cc, last)
 }
 
 // requestEncoder encodes a call's request for each target it tries:
