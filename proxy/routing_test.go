@@ -655,3 +655,37 @@ func TestRoutingMetrics(t *testing.T) {
 		}
 	}
 }
+
+// A stream that goes quiet for longer than its idle time-out after
+// reaching the client ends with an error event; an attempt that runs past
+// its total time-out before answering is a 504 when no target is left.
+func TestIdleAndTotalTimeouts(t *testing.T) {
+	h := newRouted(t, `
+  - name: quiet
+    provider: upstream
+    upstream_model: gpt-4o-mini
+    timeouts: {idle: 300ms}
+  - name: slow
+    provider: upstream
+    upstream_model: gpt-4o-mini
+    timeouts: {total: 300ms}`)
+	h.upstream.Script(testkit.Fault{HoldAfter: 2})
+	resp := h.post(engKey, chatFor("quiet", true))
+	body := string(readAll(t, resp.Body))
+	resp.Body.Close()
+	if !strings.Contains(body, "Red") || !strings.HasSuffix(body, `"code":"upstream_stream_broken"}}`+"\n\n") {
+		t.Errorf("idle stream:\n%s", body)
+	}
+	if rec := h.records.last(t, 1); rec.ErrorClass != "upstream_stream_broken" || !strings.Contains(rec.Error, "idle time-out") {
+		t.Errorf("record %q: %s", rec.ErrorClass, rec.Error)
+	}
+
+	h.upstream.Script(testkit.Fault{Hang: true})
+	resp = h.post(engKey, chatFor("slow", false))
+	body = string(readAll(t, resp.Body))
+	resp.Body.Close()
+	rec := h.records.last(t, 2)
+	if resp.StatusCode != 504 || !strings.Contains(body, `"code":"upstream_timeout"`) || rec.ErrorClass != "upstream_timeout" {
+		t.Errorf("status %d class %q: %s", resp.StatusCode, rec.ErrorClass, body)
+	}
+}
