@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"portcullis/internal/testkit"
 	"portcullis/tracing"
 )
 
@@ -226,4 +227,32 @@ func attrMap(kvs []attribute.KeyValue) map[string]string {
 		m[string(kv.Key)] = fmt.Sprint(kv.Value.AsInterface())
 	}
 	return m
+}
+
+// Each upstream attempt is a span of its own, numbered, with its status
+// and, for a failed one, its error class.
+func TestOneUpstreamSpanPerAttempt(t *testing.T) {
+	h, spans := tracedHarness(t, harnessOptions{models: `
+  - name: retried
+    provider: upstream
+    upstream_model: gpt-4o-mini
+    retry: {attempts: 3, backoff: 1ms, max_backoff: 1ms}`})
+	fail := testkit.Fault{Status: 500, Body: []byte(`{"error":{"message":"boom","type":"server_error"}}`)}
+	h.upstream.Script(fail, fail)
+	if resp := h.call(engKey, `{"model":"retried","messages":[{"role":"user","content":"hi"}]}`, ""); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	h.records.last(t, 1)
+	var got []string
+	for _, s := range spans.Ended() {
+		if s.Name() != "upstream" {
+			continue
+		}
+		a := attrMap(s.Attributes())
+		got = append(got, a["portcullis.attempt"]+":"+a["http.response.status_code"]+":"+a["error.type"]+":"+s.Status().Code.String())
+	}
+	want := []string{"1:500:upstream_server_error:Error", "2:500:upstream_server_error:Error", "3:200::Unset"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("upstream spans %v, want %v", got, want)
+	}
 }
