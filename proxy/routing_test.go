@@ -689,3 +689,49 @@ func TestIdleAndTotalTimeouts(t *testing.T) {
 		t.Errorf("status %d class %q: %s", resp.StatusCode, rec.ErrorClass, body)
 	}
 }
+
+// An Anthropic client's call whose Anthropic target is overloaded and
+// asks to wait longer than the model allows moves on at once to an
+// OpenAI target, and gets the answer in Anthropic's shape.
+func TestOverloadedAnthropicFallsBackForAnthropicClient(t *testing.T) {
+	h := newRouted(t, `
+  - name: claude-first
+    targets:
+      - {provider: claude, upstream_model: claude-sonnet-4-5}
+      - {provider: upstream, upstream_model: gpt-4o-mini}
+    retry: {attempts: 3, max_retry_after: 1s}`)
+	h.claude.Fail(testkit.AnthropicOverloaded) // 529, retry-after 7
+	req, _ := http.NewRequest("POST", h.url+"/v1/messages", strings.NewReader(`{"model":"claude-first","max_tokens":100,"messages":[{"role":"user","content":"Name the three primary colors."}]}`))
+	req.Header.Set("X-Api-Key", engKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := string(readAll(t, resp.Body))
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(body, `"type":"message"`) || resp.Header.Get("X-Portcullis-Provider") != "upstream" {
+		t.Fatalf("status %d from %q: %s", resp.StatusCode, resp.Header.Get("X-Portcullis-Provider"), body)
+	}
+	rec := h.records.last(t, 1)
+	if want := []string{"claude:529:upstream_server_error", "upstream:200:"}; !sameList(attemptsOf(rec), want) {
+		t.Errorf("attempts = %v, want %v", attemptsOf(rec), want)
+	}
+}
+
+// Each provider has one connection pool: sequential calls to a provider
+// reuse one connection instead of opening one per call.
+func TestCallsReuseTheProvidersConnection(t *testing.T) {
+	h := newRouted(t, "")
+	for range 20 {
+		resp := h.post(engKey, chatFor("smart", false))
+		readAll(t, resp.Body)
+		resp.Body.Close()
+	}
+	conns := map[string]bool{}
+	for _, r := range h.upstream.Requests() {
+		conns[r.RemoteAddr] = true
+	}
+	if len(conns) != 1 {
+		t.Errorf("20 calls came on %d connections, want 1", len(conns))
+	}
+}

@@ -37,6 +37,9 @@ type Received struct {
 	// Path is the request's path and query, for the fakes that record it
 	// (CompatUpstream, ProviderUpstream).
 	Path string
+	// RemoteAddr is the connection the request came on, for the fakes
+	// that record it (Upstream).
+	RemoteAddr string
 }
 
 // Upstream is a fake OpenAI chat completions upstream; it answers
@@ -156,7 +159,7 @@ func (u *Upstream) Requests() []Received {
 func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	u.mu.Lock()
-	u.received = append(u.received, Received{Header: r.Header.Clone(), Body: body})
+	u.received = append(u.received, Received{Header: r.Header.Clone(), Body: body, RemoteAddr: r.RemoteAddr})
 	u.inflight++
 	u.peak = max(u.peak, u.inflight)
 	u.mu.Unlock()
