@@ -240,9 +240,13 @@ func applyEdits(req decidable, d *authz.Decision) {
 func (s *Server) attempt(c *call, cc *chatCall, rt *route, body []byte, unified *adapters.Request, wait time.Duration, probe bool) *failure {
 	rt.inflight.Add(1)
 	defer rt.inflight.Add(-1)
-	ctx, cancel := context.WithCancelCause(c.r.Context())
-	defer cancel(nil)
+	ctx := c.r.Context()
 	to := rt.timeouts
+	var cancel context.CancelCauseFunc
+	if to.FirstByte > 0 || to.Idle > 0 || to.Total > 0 {
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+	}
 	if to.Total > 0 {
 		var stop context.CancelFunc
 		ctx, stop = context.WithTimeoutCause(ctx, to.Total.Std(), errTotalTimeout)
@@ -254,81 +258,52 @@ func (s *Server) attempt(c *call, cc *chatCall, rt *route, body []byte, unified 
 	var firstByte *time.Timer
 	if to.FirstByte > 0 {
 		firstByte = time.AfterFunc(to.FirstByte.Std(), func() { cancel(errFirstByteTimeout) })
+		defer firstByte.Stop()
 	}
-	stopFirstByte := func() {
-		if firstByte != nil {
-			firstByte.Stop()
-		}
-	}
-	defer stopFirstByte()
 
 	path := rt.codec().path(rt.upstreamModel, cc.stream)
 	if cc.endpoint != nil {
 		path = cc.endpoint.path
 	}
-	n := len(c.rec.Attempts) + 1
-	a := audit.Attempt{Provider: rt.provider.Name(), UpstreamModel: rt.upstreamModel, Wait: wait}
-	sent := time.Now()
-	span := s.startSpan(c, "upstream", trace.SpanKindClient)
-	done := func(status int, class string) {
-		a.Status, a.ErrorClass, a.Duration = status, class, time.Since(sent)
-		c.rec.Attempts = append(c.rec.Attempts, a)
-	}
-	gone := func(status int) *failure {
-		rt.health.released(probe)
-		s.clientGone(c)
-		endAttemptSpan(span, rt, n, status, c.rec.ErrorClass)
-		done(status, c.rec.ErrorClass)
-		return nil
-	}
-	failed := func(status int, f *failure) *failure {
-		if f.counts() {
-			rt.health.failed()
-		} else {
-			rt.health.succeeded()
-		}
-		if f.err != nil {
-			c.logger().Warn("upstream attempt failed", zap.String("provider", rt.provider.Name()),
-				zap.Int("attempt", n), zap.String("class", f.class), zap.Error(f.err))
-		}
-		endAttemptSpan(span, rt, n, status, f.class)
-		done(status, f.class)
-		return f
-	}
+	t := &try{s: s, c: c, rt: rt, n: len(c.rec.Attempts) + 1, probe: probe,
+		a:    audit.Attempt{Provider: rt.provider.Name(), UpstreamModel: rt.upstreamModel, Wait: wait},
+		sent: time.Now(), span: s.startSpan(c, "upstream", trace.SpanKindClient)}
 
 	resp, err := rt.provider.Send(ctx, &adapters.Call{Path: path, Body: body, Stream: cc.stream, Model: rt.upstreamModel})
 	// The record keeps the latency of the attempt that answered, or else
 	// of the last one.
-	c.rec.UpstreamLatency = time.Since(sent)
+	c.rec.UpstreamLatency = time.Since(t.sent)
 	if err != nil {
 		if c.r.Context().Err() != nil {
-			return gone(0)
+			return t.gone(0)
 		}
-		return failed(0, noAnswer(ctx, "upstream_unreachable", err))
+		return t.failed(0, noAnswer(ctx, "upstream_unreachable", err))
 	}
 	if resp.StatusCode >= 400 {
 		raw, rerr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
 		if rerr != nil && c.r.Context().Err() != nil {
-			return gone(resp.StatusCode)
+			return t.gone(resp.StatusCode)
 		}
 		f := classifyError(resp.StatusCode, rt.codec().decodeError(resp.StatusCode, resp.Header, raw))
 		resp.Body = io.NopCloser(bytes.NewReader(raw))
 		f.resp = resp
-		return failed(resp.StatusCode, f)
+		return t.failed(resp.StatusCode, f)
 	}
 	// Nothing has reached the client until the provider's first byte is
 	// here: until then a broken or silent answer is one more failure.
 	first, err := firstBytes(resp.Body)
-	stopFirstByte()
+	if firstByte != nil {
+		firstByte.Stop()
+	}
 	if err != nil {
 		resp.Body.Close()
 		if c.r.Context().Err() != nil {
-			return gone(resp.StatusCode)
+			return t.gone(resp.StatusCode)
 		}
-		return failed(resp.StatusCode, noAnswer(ctx, "upstream_broken", err))
+		return t.failed(resp.StatusCode, noAnswer(ctx, "upstream_broken", err))
 	}
-	endAttemptSpan(span, rt, n, resp.StatusCode, "")
+	endAttemptSpan(t.span, rt, t.n, resp.StatusCode, "")
 	resp.Body = &attemptBody{first: first, body: resp.Body, ctx: ctx, cancel: cancel, idle: to.Idle.Std()}
 	defer resp.Body.Close()
 
@@ -336,7 +311,7 @@ func (s *Server) attempt(c *call, cc *chatCall, rt *route, body []byte, unified 
 	c.rec.Provider = rt.provider.Name()
 	c.rec.UpstreamModel = rt.upstreamModel
 	c.rec.UpstreamRequestID = upstreamRequestID(resp.Header)
-	announce(c, rt, n)
+	announce(c, rt, t.n)
 	if c.transcript != nil {
 		c.transcript.decode = rt.codec().decodeResponse
 	}
@@ -349,8 +324,52 @@ func (s *Server) attempt(c *call, cc *chatCall, rt *route, body []byte, unified 
 	default:
 		rt.health.succeeded()
 	}
-	done(resp.StatusCode, c.rec.ErrorClass)
+	t.done(resp.StatusCode, c.rec.ErrorClass)
 	return nil
+}
+
+// try is the bookkeeping of one attempt: its entry in the record, its
+// span and its verdict on the target's health.
+type try struct {
+	s     *Server
+	c     *call
+	rt    *route
+	n     int
+	probe bool
+	a     audit.Attempt
+	sent  time.Time
+	span  trace.Span
+}
+
+// done adds the attempt to the record.
+func (t *try) done(status int, class string) {
+	t.a.Status, t.a.ErrorClass, t.a.Duration = status, class, time.Since(t.sent)
+	t.c.rec.Attempts = append(t.c.rec.Attempts, t.a)
+}
+
+// gone ends an attempt the client abandoned: the call is over.
+func (t *try) gone(status int) *failure {
+	t.rt.health.released(t.probe)
+	t.s.clientGone(t.c)
+	endAttemptSpan(t.span, t.rt, t.n, status, t.c.rec.ErrorClass)
+	t.done(status, t.c.rec.ErrorClass)
+	return nil
+}
+
+// failed ends an attempt that got no usable answer.
+func (t *try) failed(status int, f *failure) *failure {
+	if f.counts() {
+		t.rt.health.failed()
+	} else {
+		t.rt.health.succeeded()
+	}
+	if f.err != nil {
+		t.c.logger().Warn("upstream attempt failed", zap.String("provider", t.rt.provider.Name()),
+			zap.Int("attempt", t.n), zap.String("class", f.class), zap.Error(f.err))
+	}
+	endAttemptSpan(t.span, t.rt, t.n, status, f.class)
+	t.done(status, f.class)
+	return f
 }
 
 // noAnswer is an attempt that got no usable answer: a retryable failure,
