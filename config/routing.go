@@ -159,6 +159,8 @@ func (c *Config) validateModels(l *loader, providers map[string]bool) {
 		switch {
 		case m.Provider != "" && !m.shorthand:
 			l.fail(path+".provider", "is given with targets; name the provider in each target instead, or give only provider for a model of one target")
+		case !m.shorthand && len(m.Targets) > 0 && m.UpstreamModel != m.Name:
+			l.fail(path+".upstream_model", "is given with targets; give each target its upstream_model instead")
 		case len(m.Targets) == 0:
 			l.fail(path+".provider", "is required; name the provider that serves the model (one of %s), or list targets", strings.Join(c.providerNames(), ", "))
 		}

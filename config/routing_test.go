@@ -50,6 +50,7 @@ func TestRoutingValidation(t *testing.T) {
 	for _, tc := range []struct{ models, path, says string }{
 		{"  - name: m\n", "models[0].provider", "is required"},
 		{"  - name: m\n    provider: openai\n    targets: [{provider: anthropic}]\n", "models[0].provider", "is given with targets"},
+		{"  - name: m\n    upstream_model: x\n    targets: [{provider: openai}]\n", "models[0].upstream_model", "give each target its upstream_model"},
 		{"  - name: m\n    provider: nope\n", "models[0].provider", `"nope" is not a declared provider`},
 		{"  - name: m\n    targets: [{provider: openai}, {provider: nope}]\n", "models[0].targets[1].provider", `"nope" is not a declared provider`},
 		{"  - name: m\n    strategy: round-robin\n    targets: [{provider: openai}]\n", "models[0].strategy", "use one of fallback, weighted, least-busy"},
