@@ -48,9 +48,3 @@ func BenchmarkCallSpans(b *testing.B) {
 		})
 	}
 }
-
-var errBench = benchError{}
-
-type benchError struct{}
-
-func (benchError) Error() string { return "bench" }
