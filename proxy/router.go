@@ -303,6 +303,10 @@ func (s *Server) attempt(c *call, cc *chatCall, rt *route, body []byte, unified 
 		}
 		return t.failed(resp.StatusCode, noAnswer(ctx, "upstream_broken", err))
 	}
+	if f := openingError(rt, resp, first); f != nil {
+		resp.Body.Close()
+		return t.failed(resp.StatusCode, f)
+	}
 	endAttemptSpan(t.span, rt, t.n, resp.StatusCode, "")
 	resp.Body = &attemptBody{first: first, body: resp.Body, ctx: ctx, cancel: cancel, idle: to.Idle.Std()}
 	defer resp.Body.Close()
@@ -369,6 +373,36 @@ func (t *try) failed(status int, f *failure) *failure {
 	}
 	endAttemptSpan(t.span, t.rt, t.n, status, f.class)
 	t.done(status, f.class)
+	return f
+}
+
+// openingError reads a stream that opens with a retryable error event
+// instead of an answer — Anthropic answers 200 and then overloaded_error
+// when it cannot start one — as the failure it is: nothing of an answer
+// was sent, so another attempt may answer unseen. Should none, the client
+// gets the error with the status it stands for (529 overloaded, 429,
+// 500). nil for any other opening.
+func openingError(rt *route, resp *http.Response, first []byte) *failure {
+	if rt.codec().format() != formatAnthropic || !bytes.HasPrefix(first, []byte("event: error\n")) {
+		return nil
+	}
+	event, _, complete := bytes.Cut(first, []byte("\n\n"))
+	_, data, found := bytes.Cut(event, []byte("\ndata: "))
+	if !complete || !found {
+		return nil
+	}
+	e := rt.codec().decodeError(resp.StatusCode, resp.Header, data)
+	status := http.StatusInternalServerError
+	switch {
+	case !e.Retryable:
+		return nil
+	case e.Kind == adapters.ErrOverloaded:
+		status = 529
+	case e.Kind == adapters.ErrRateLimit:
+		status = http.StatusTooManyRequests
+	}
+	f := classifyError(status, e)
+	f.resp = &http.Response{StatusCode: status, Header: resp.Header, Body: io.NopCloser(bytes.NewReader(data))}
 	return f
 }
 

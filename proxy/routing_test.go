@@ -735,3 +735,33 @@ func TestCallsReuseTheProvidersConnection(t *testing.T) {
 		t.Errorf("20 calls came on %d connections, want 1", len(conns))
 	}
 }
+
+// An Anthropic stream that opens with overloaded_error has sent nothing
+// of an answer: the call falls back unseen; with no target left, the
+// client gets the overload as an error status, not a 200 stream.
+func TestStreamOpeningWithOverloadFallsBack(t *testing.T) {
+	h := newRouted(t, `
+  - name: claude-stream
+    targets:
+      - {provider: claude, upstream_model: claude-sonnet-4-5}
+      - {provider: upstream, upstream_model: gpt-4o-mini}
+  - name: claude-only
+    provider: claude
+    upstream_model: claude-sonnet-4-5`)
+	h.claude.Fail(testkit.AnthropicOverloadedStream)
+	resp := h.post(engKey, chatFor("claude-stream", true))
+	body := string(readAll(t, resp.Body))
+	resp.Body.Close()
+	rec := h.records.last(t, 1)
+	if resp.StatusCode != 200 || !strings.HasSuffix(body, "data: [DONE]\n\n") || strings.Contains(body, "overloaded") ||
+		!sameList(attemptsOf(rec), []string{"claude:200:upstream_server_error", "upstream:200:"}) {
+		t.Errorf("status %d attempts %v:\n%s", resp.StatusCode, attemptsOf(rec), body)
+	}
+
+	resp = h.post(engKey, chatFor("claude-only", true))
+	body = string(readAll(t, resp.Body))
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(body, `"code":"overloaded"`) {
+		t.Errorf("alone: status %d: %s", resp.StatusCode, body)
+	}
+}

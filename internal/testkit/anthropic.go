@@ -35,6 +35,9 @@ const (
 	AnthropicAuth AnthropicFailure = "401"
 	// AnthropicMidstream is a 200 stream cut by an error event.
 	AnthropicMidstream AnthropicFailure = "midstream"
+	// AnthropicOverloadedStream is a 200 stream whose first event is an
+	// overloaded_error, as Anthropic answers a stream it cannot start.
+	AnthropicOverloadedStream AnthropicFailure = "overloaded-stream"
 )
 
 // AnthropicUpstream is a fake Anthropic Messages API (and its token
@@ -133,6 +136,12 @@ func (u *AnthropicUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	case AnthropicContextLength:
 		u.errorAnswer(w, http.StatusBadRequest, AnthropicFixture("error_400_context_length.json"))
+		return
+	}
+	if fail == AnthropicOverloadedStream && req.Stream {
+		w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"))
 		return
 	}
 	prefix := "chat"
