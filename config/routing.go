@@ -58,8 +58,9 @@ type Timeouts struct {
 	// byte of the provider's answer (its body, for a stream). Running out
 	// is a retryable failure: nothing has reached the client yet.
 	FirstByte Duration `yaml:"first_byte"`
-	// Idle bounds the wait between two reads of a streamed answer; running
-	// out ends the stream with an error event.
+	// Idle bounds the provider's silence: how long one read of its
+	// answer waits for data (not the time spent writing to a slow
+	// client). Running out ends a stream with an error event.
 	Idle Duration `yaml:"idle"`
 	// Total bounds the whole attempt, the answer's last byte included.
 	Total Duration `yaml:"total"`

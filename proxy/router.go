@@ -509,8 +509,9 @@ func firstBytes(r io.Reader) ([]byte, error) {
 }
 
 // attemptBody is the body of the answer an attempt relays: the first
-// bytes already read, then the rest, each read restarting the idle
-// time-out; a read that an attempt time-out ended says which.
+// bytes already read, then the rest. The idle time-out runs while a read
+// waits on the provider, not while the relay waits on a slow client; a
+// read that an attempt time-out ended says which.
 type attemptBody struct {
 	first  []byte
 	body   io.ReadCloser
@@ -524,12 +525,18 @@ func (b *attemptBody) Read(p []byte) (int, error) {
 	if len(b.first) > 0 {
 		n := copy(p, b.first)
 		b.first = b.first[n:]
-		b.kick()
 		return n, nil
 	}
+	if b.idle > 0 {
+		if b.timer == nil {
+			b.timer = time.AfterFunc(b.idle, func() { b.cancel(errIdleTimeout) })
+		} else {
+			b.timer.Reset(b.idle)
+		}
+	}
 	n, err := b.body.Read(p)
-	if n > 0 {
-		b.kick()
+	if b.timer != nil {
+		b.timer.Stop()
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		if cause := context.Cause(b.ctx); isAttemptTimeout(cause) {
@@ -537,18 +544,6 @@ func (b *attemptBody) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
-}
-
-// kick restarts the idle time-out.
-func (b *attemptBody) kick() {
-	if b.idle <= 0 {
-		return
-	}
-	if b.timer == nil {
-		b.timer = time.AfterFunc(b.idle, func() { b.cancel(errIdleTimeout) })
-		return
-	}
-	b.timer.Reset(b.idle)
 }
 
 func (b *attemptBody) Close() error {
