@@ -54,6 +54,13 @@ type Record struct {
 	// target tried, retries and fallbacks included. Empty when the call
 	// ended before reaching a provider.
 	Attempts []Attempt
+	// CostUSD is what the call cost by the price table; PriceMissing says
+	// the model has no price (the call was counted in tokens only).
+	CostUSD      float64
+	PriceMissing bool
+	// StreamCut says why the gateway ended a stream before the provider
+	// did (its budget ran out); empty otherwise.
+	StreamCut string
 	// Latency is the whole call; TimeToFirstByte is until the first byte of
 	// the response body reached the client.
 	Latency         time.Duration
@@ -79,7 +86,7 @@ func (r *Record) Outcome() string {
 	switch r.ErrorClass {
 	case "":
 		return "success"
-	case "authentication", "policy_denied", "policy_error", "tool_denied":
+	case "authentication", "policy_denied", "policy_error", "tool_denied", "budget_exceeded", "rate_limited":
 		return "denied"
 	case "bad_request", "request_too_large", "method_not_allowed", "not_found", "model_not_found":
 		return "invalid"
@@ -145,10 +152,11 @@ type Decision struct {
 
 // Budget is a spending limit the decision set.
 type Budget struct {
-	Key    string
-	Window string
-	Tokens int64
-	USD    float64
+	Key          string
+	Window       string
+	Tokens       int64
+	USD          float64
+	OnStoreError string
 }
 
 // RateLimits are the pace limits the decision set; 0 for none.
@@ -196,6 +204,11 @@ func (r *Record) MarshalLogObject(e zapcore.ObjectEncoder) error {
 		}
 		return nil
 	}))
+	e.AddFloat64("cost_usd", r.CostUSD)
+	e.AddBool("price_missing", r.PriceMissing)
+	if r.StreamCut != "" {
+		e.AddString("stream_cut", r.StreamCut)
+	}
 	e.AddFloat64("latency_ms", ms(r.Latency))
 	e.AddFloat64("ttfb_ms", ms(r.TimeToFirstByte))
 	e.AddFloat64("ttft_ms", ms(r.TimeToFirstToken))
@@ -254,6 +267,9 @@ func (b *Budget) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	e.AddString("window", b.Window)
 	e.AddInt64("tokens", b.Tokens)
 	e.AddFloat64("usd", b.USD)
+	if b.OnStoreError != "" {
+		e.AddString("on_store_error", b.OnStoreError)
+	}
 	return nil
 }
 

@@ -20,7 +20,7 @@ var documentedKeys = []string{
 	"time", "kind", "request_id", "trace_id", "identity", "client_ip", "user_agent", "method", "endpoint",
 	"model", "provider", "upstream_model", "model_served", "upstream_request_id", "decision",
 	"stream", "status", "error_class", "error", "tools_removed", "prompt_tokens", "completion_tokens",
-	"usage_reported", "usage_estimated", "attempts", "latency_ms", "ttfb_ms", "ttft_ms", "upstream_ms", "authn_ms", "policy_ms", "outcome",
+	"usage_reported", "usage_estimated", "attempts", "cost_usd", "price_missing", "latency_ms", "ttfb_ms", "ttft_ms", "upstream_ms", "authn_ms", "policy_ms", "outcome",
 	"prev_hash", "hash",
 }
 

@@ -38,6 +38,10 @@ type Budget struct {
 	Tokens int64
 	// USD is the limit in US dollars; 0 when the budget is in tokens only.
 	USD float64
+	// OnStoreError is "fail-closed" or "local": what a call counted
+	// against the budget does when the usage store cannot be reached.
+	// Empty: the configuration's usage.on_store_error.
+	OnStoreError string
 }
 
 // RateLimits bound the caller's pace; 0 means no limit.
@@ -181,8 +185,12 @@ func decodeBudgets(v any) ([]Budget, error) {
 				b.Tokens, err = decodeCount(path+".tokens", val, "a whole number of tokens")
 			case "usd":
 				b.USD, err = decodeUSD(path+".usd", val)
+			case "on_store_error":
+				if b.OnStoreError, err = decodeString(path+".on_store_error", val); err == nil && b.OnStoreError != "fail-closed" && b.OnStoreError != "local" {
+					err = fmt.Errorf("%s.on_store_error is %q, want \"fail-closed\" or \"local\"", path, b.OnStoreError)
+				}
 			default:
-				err = fmt.Errorf("%s has unknown field %q; known fields are key, window, tokens, usd", path, k)
+				err = fmt.Errorf("%s has unknown field %q; known fields are key, window, tokens, usd, on_store_error", path, k)
 			}
 			if err != nil {
 				return nil, err

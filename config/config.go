@@ -33,6 +33,8 @@ type Config struct {
 	SSO SSO `yaml:"sso"`
 	// Tracing configures OpenTelemetry traces, exported with OTLP (tracing.go).
 	Tracing Tracing `yaml:"tracing"`
+	// Usage configures budgets, rate limits and prices (usage.go).
+	Usage Usage `yaml:"usage"`
 
 	// Path is the file the configuration was loaded from; relative paths in
 	// the file are resolved against its folder.
@@ -362,6 +364,7 @@ func (c *Config) applyDefaults() {
 		c.Audit.ContentMaxBytes = DefaultContentMaxBytes
 	}
 	c.Tracing.applyDefaults()
+	c.Usage.applyDefaults()
 	for i := range c.Providers {
 		p := &c.Providers[i]
 		if p.Type == "demo" && p.WordDelay == 0 {

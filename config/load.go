@@ -361,6 +361,7 @@ func (c *Config) resolvePaths() {
 	}
 	c.Policy.Dir = abs(c.Policy.Dir)
 	c.Audit.File = abs(c.Audit.File)
+	c.Usage.File = abs(c.Usage.File)
 	for i := range c.Audit.Sinks {
 		c.Audit.Sinks[i].Path = abs(c.Audit.Sinks[i].Path)
 	}

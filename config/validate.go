@@ -97,6 +97,7 @@ func (c *Config) validate(l *loader) []FieldError {
 	c.validateAudit(l)
 	c.validateSSO(l)
 	c.validateTracing(l)
+	c.validateUsage(l)
 	return l.errs
 }
 

@@ -64,7 +64,10 @@ func startGatewayAt(t *testing.T, addr, cfg string, env ...string) *gateway {
 	t.Helper()
 	g := &gateway{addr: addr, stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	g.cmd = exec.Command(binary, "serve", "--config", cfg)
-	g.cmd.Env = append(os.Environ(), append([]string{"PORTCULLIS_LISTEN=" + addr}, env...)...)
+	// Each gateway counts usage in a file of its own unless the test says
+	// otherwise (a later entry wins).
+	g.cmd.Env = append(os.Environ(), append([]string{"PORTCULLIS_LISTEN=" + addr,
+		"PORTCULLIS_USAGE_FILE=" + filepath.Join(t.TempDir(), "usage.log")}, env...)...)
 	g.cmd.Stderr = g.stderr
 	g.cmd.Stdout = g.stderr
 	if err := g.cmd.Start(); err != nil {

@@ -34,6 +34,8 @@ type call struct {
 	transcript *transcript
 	// delivered counts the content events a stream sent the client.
 	delivered int
+	// spend is the call's reservation and usage (spend.go).
+	spend spend
 	// log is the gateway's log; withIDs is it with the call's ids, made
 	// on the call's first log line.
 	log, withIDs *zap.Logger
@@ -118,6 +120,7 @@ func (s *Server) finish(c *call) {
 	if c.transcript != nil {
 		c.rec.Content = c.transcript.seal(s.cfg.Audit.ContentMaxBytes)
 	}
+	s.settle(c)
 	s.endTrace(c)
 	s.audit.Write(&c.rec)
 	if s.observer != nil {

@@ -133,9 +133,7 @@ func (s *Server) relayResponse(c *call, resp *http.Response, read func([]byte) (
 		c.transcript.response(body)
 	}
 	if usage != nil {
-		c.rec.PromptTokens = usage.PromptTokens
-		c.rec.CompletionTokens = usage.CompletionTokens
-		c.rec.UsageReported = true
+		s.recordUsage(c, usage)
 	}
 	h := c.w.Header()
 	h.Set("Content-Type", "application/json")

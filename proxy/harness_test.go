@@ -24,6 +24,7 @@ import (
 	"portcullis/config"
 	"portcullis/internal/testkit"
 	"portcullis/proxy"
+	"portcullis/usage"
 )
 
 // Credentials used across the proxy tests.
@@ -66,6 +67,8 @@ type harnessOptions struct {
 	tracer trace.Tracer
 	// contentMaxBytes is audit.content_max_bytes. Zero value: the default.
 	contentMaxBytes int
+	// meter enforces budgets and rate limits. Zero value: they are only audited.
+	meter *usage.Meter
 }
 
 func newHarness(t testing.TB, o harnessOptions) *harness {
@@ -164,6 +167,7 @@ audit:
 		Config: cfg, Logger: logger, Authenticator: chain, Policy: policy, Audit: auditor, Version: "test", Observer: o.observer,
 		Minter: minter, SSO: sso,
 		Tracer: o.tracer,
+		Meter:  o.meter,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -77,6 +77,9 @@ func (s *Server) serveChat(c *call, id *authn.Identity, cc *chatCall) {
 		rt = served[0]
 	}
 	choice, _ := cc.native.PolicyToolChoice()
+	// The input estimate (spend.go) stays out of the policy input: the
+	// decision cache is keyed on the whole input, and a per-prompt number
+	// would miss it.
 	d, ok := s.decide(c, id, &authz.Request{
 		API:        cc.api,
 		Model:      cc.model,
@@ -97,6 +100,10 @@ func (s *Server) serveChat(c *call, id *authn.Identity, cc *chatCall) {
 		return
 	}
 	cc.native.CapMaxTokens(d.MaxTokens)
+	c.spend.model = rt.upstreamModel
+	if !s.reserve(c, id, cc, &d) {
+		return
+	}
 	s.forward(c, cc, rtr, &d)
 }
 

@@ -419,6 +419,7 @@ func noAnswer(ctx context.Context, class string, err error) *failure {
 // relay passes the target's answer on to the client, or translates it.
 func (s *Server) relay(c *call, rt *route, cc *chatCall, resp *http.Response, translated bool) {
 	stream := cc.stream && isStream(resp.Header.Get("Content-Type"))
+	c.spend.answered, c.spend.streamed = true, stream
 	if stream {
 		span := s.startSpan(c, "stream", trace.SpanKindInternal)
 		defer endStreamSpan(span, c)

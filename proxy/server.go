@@ -22,6 +22,7 @@ import (
 	"portcullis/authz"
 	"portcullis/config"
 	"portcullis/portal"
+	"portcullis/usage"
 )
 
 // Server is the gateway. Build it with New, then call Serve.
@@ -34,6 +35,7 @@ type Server struct {
 	minter *authn.Minter // nil: minting is off
 	sso    *authn.SSO    // nil: browser sign-in is off
 	portal *portal.Portal
+	meter  *usage.Meter // nil: limits are only audited
 	// trustedProxies are the load balancers whose X-Forwarded-For is believed.
 	trustedProxies []netip.Prefix
 	routes         map[string]*router
@@ -84,6 +86,9 @@ type Options struct {
 	// Tracer, when set, traces every call (trace.go). Zero value: tracing
 	// off, though a caller's traceparent still gives the record its trace id.
 	Tracer trace.Tracer
+	// Meter, when set, enforces the decisions' budgets and rate limits and
+	// prices every call (spend.go). Zero value: limits are only audited.
+	Meter *usage.Meter
 }
 
 // Observer is told about every call once it ended. The metrics package
@@ -106,6 +111,7 @@ func New(o Options) (*Server, error) {
 	}
 	s.observer = o.Observer
 	s.tracer = o.Tracer
+	s.meter = o.Meter
 	for _, cidr := range o.Config.Server.TrustedProxies {
 		p, err := netip.ParsePrefix(cidr)
 		if err != nil {

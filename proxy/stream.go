@@ -11,6 +11,7 @@ import (
 
 	"portcullis/adapters"
 	"portcullis/adapters/openai"
+	"portcullis/usage"
 )
 
 // relayStream forwards an OpenAI event stream event by event, flushing as
@@ -29,6 +30,7 @@ func (s *Server) relayStream(c *call, resp *http.Response, clientWantsUsage bool
 
 	events := adapters.NewEventReader(resp.Body)
 	sawModel, sawEnd, sawFinish := false, false, false
+	var streamID string
 	for {
 		ev, err := events.Next()
 		if err != nil {
@@ -67,7 +69,7 @@ func (s *Server) relayStream(c *call, resp *http.Response, clientWantsUsage bool
 				c.rec.ModelServed, sawModel = summary.Model, true
 			}
 			if u := summary.Usage; u != nil {
-				c.rec.PromptTokens, c.rec.CompletionTokens, c.rec.UsageReported = u.PromptTokens, u.CompletionTokens, true
+				s.recordUsage(c, u)
 			}
 		}
 		if chunk.IsError {
@@ -76,6 +78,17 @@ func (s *Server) relayStream(c *call, resp *http.Response, clientWantsUsage bool
 			if summary.Error != nil {
 				c.rec.Error = summary.Error.Message
 			}
+		}
+		if streamID == "" && !chunk.Done {
+			streamID = chunkID(ev.Data)
+		}
+		if !chunk.Done && !chunk.UsageOnly && c.countOutput(usage.EstimateOutput(ev.Data)) {
+			model := c.rec.ModelServed
+			if model == "" {
+				model = c.rec.Model
+			}
+			s.cutOpenAIStream(c, rc, streamID, model, clientWantsUsage)
+			return
 		}
 		// The usage the gateway asked for on the client's behalf, and
 		// Azure's filter-only chunks, are not for the client.

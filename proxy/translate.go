@@ -61,6 +61,7 @@ func (s *Server) readResponse(c *call, resp *http.Response) ([]byte, bool) {
 }
 
 func (s *Server) recordUsage(c *call, u *adapters.Usage) {
+	c.spend.usage = *u
 	c.rec.PromptTokens = u.PromptTokens
 	c.rec.CompletionTokens = u.CompletionTokens
 	c.rec.UsageReported = true
@@ -73,6 +74,7 @@ func (s *Server) translateStream(c *call, rt *route, cc *chatCall, resp *http.Re
 	rc := startStream(c)
 	events := rt.codec().decodeStream(resp.Body)
 	out := cc.client.encodeStream(cc.model, cc.includeUsage)
+	var streamID string
 	for {
 		ev, err := events.Next()
 		if err != nil {
@@ -95,7 +97,7 @@ func (s *Server) translateStream(c *call, rt *route, cc *chatCall, resp *http.Re
 		}
 		switch ev.Type {
 		case adapters.EventStart:
-			c.rec.ModelServed = ev.Model
+			c.rec.ModelServed, streamID = ev.Model, ev.ID
 		case adapters.EventUsage:
 			s.recordUsage(c, ev.Usage)
 		case adapters.EventText, adapters.EventToolCall:
@@ -105,6 +107,18 @@ func (s *Server) translateStream(c *call, rt *route, cc *chatCall, resp *http.Re
 			}
 		case adapters.EventError:
 			c.rec.ErrorClass, c.rec.Error = "upstream_stream_error", ev.Err.Message
+		}
+		if c.countOutput(unifiedOutput(&ev)) {
+			if cc.client.format() == formatOpenAI {
+				s.cutOpenAIStream(c, rc, streamID, cc.model, cc.includeUsage)
+				return
+			}
+			c.rec.StreamCut = c.cutReason()
+			// Encode's bytes are only valid until the next call.
+			tail := append([]byte(nil), out.Encode(adapters.StreamEvent{Type: adapters.EventFinish, Finish: adapters.FinishLength})...)
+			tail = append(tail, out.End()...)
+			s.endCutStream(c, rc, tail)
+			return
 		}
 		var b []byte
 		if ev.Type == adapters.EventError {
@@ -158,6 +172,7 @@ func (s *Server) relayAnthropicStream(c *call, resp *http.Response) {
 	rc := startStream(c)
 	events := adapters.NewEventReader(resp.Body)
 	meter := anthropic.NewStreamObserver()
+	blocks, openBlock := 0, -1
 	for {
 		ev, err := events.Next()
 		if err != nil {
@@ -172,7 +187,15 @@ func (s *Server) relayAnthropicStream(c *call, resp *http.Response) {
 			}
 			return
 		}
+		switch string(ev.Name) {
+		case "content_block_start":
+			openBlock, blocks = blocks, blocks+1
+		case "content_block_stop":
+			openBlock = -1
+		}
+		var output int64
 		for _, u := range meter.Observe(ev) {
+			output += unifiedOutput(&u)
 			if c.transcript != nil {
 				c.transcript.event(u)
 			}
@@ -189,6 +212,13 @@ func (s *Server) relayAnthropicStream(c *call, resp *http.Response) {
 			case adapters.EventError:
 				c.rec.ErrorClass, c.rec.Error = "upstream_stream_error", u.Err.Message
 			}
+		}
+		if c.countOutput(output) {
+			if string(ev.Name) == "content_block_start" {
+				openBlock = -1 // not relayed: nothing to close
+			}
+			s.cutAnthropicStream(c, rc, openBlock)
+			return
 		}
 		if _, err := c.w.Write(ev.Raw); err != nil {
 			s.clientGone(c)

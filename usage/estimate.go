@@ -196,3 +196,39 @@ func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:l
 
 // unsafeString views b as a string without copying, for reading only.
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// EstimateOutput estimates the output tokens one streamed event carries:
+// the text of its content, reasoning and tool-argument strings (OpenAI's
+// content, reasoning_content and arguments; Anthropic's text, thinking
+// and partial_json), its framing free.
+func EstimateOutput(event []byte) int64 {
+	var tokens int64
+	var lastKey []byte
+	for i := 0; i < len(event); i++ {
+		if event[i] != '"' {
+			continue
+		}
+		j := stringEnd(event, i+1)
+		raw := event[i+1 : j]
+		k := j + 1
+		for k < len(event) && event[k] == ' ' {
+			k++
+		}
+		switch {
+		case k < len(event) && event[k] == ':':
+			lastKey = raw
+		case outputKey(lastKey):
+			tokens += EstimateText(unsafeString(raw))
+		}
+		i = j
+	}
+	return tokens
+}
+
+func outputKey(k []byte) bool {
+	switch string(k) {
+	case "content", "text", "arguments", "reasoning_content", "reasoning", "thinking", "partial_json", "refusal":
+		return true
+	}
+	return false
+}

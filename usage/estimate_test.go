@@ -130,3 +130,20 @@ func BenchmarkEstimateRequest(b *testing.B) {
 		EstimateRequest(body)
 	}
 }
+
+func TestEstimateOutput(t *testing.T) {
+	for _, c := range []struct {
+		event string
+		want  int64
+	}{
+		{`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`, 0},
+		{`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":" Hello"},"finish_reason":null}]}`, 1},
+		{`{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\": \"Paris\"}"}}]}}]}`, EstimateText(`{\"city\": \"Paris\"}`)},
+		{`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" world and more"}}`, 3},
+		{`{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":12}}`, 0},
+	} {
+		if got := EstimateOutput([]byte(c.event)); got != c.want {
+			t.Errorf("%s: %d, want %d", c.event, got, c.want)
+		}
+	}
+}

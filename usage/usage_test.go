@@ -131,7 +131,13 @@ type fixedClock struct{ t atomic.Int64 }
 func (c *fixedClock) now() time.Time      { return time.Unix(0, c.t.Load()) }
 func (c *fixedClock) add(d time.Duration) { c.t.Add(int64(d)) }
 func newClock(t time.Time) *fixedClock    { c := &fixedClock{}; c.t.Store(t.UnixNano()); return c }
+
+// meterOn is a meter that reserves the input as given (no margin) unless
+// the options say otherwise.
 func meterOn(s Store, o Options) *Meter {
+	if o.InputMargin == 0 {
+		o.InputMargin = -1
+	}
 	p, err := NewPrices(nil)
 	if err != nil {
 		panic(err)
@@ -184,6 +190,15 @@ func TestReserveLowersOutputThenRefuses(t *testing.T) {
 func isLimit(err error, kind string, unit Unit) bool {
 	var le *LimitError
 	return errors.As(err, &le) && le.Kind == kind && le.Unit == unit
+}
+
+func TestReserveAddsInputMargin(t *testing.T) {
+	m := NewMeter(NewMemoryStore(), nil, Options{})
+	// 100 estimated input tokens reserve 125; 1000 - 125 leave 875 output.
+	r, err := m.Reserve(context.Background(), &Request{Budgets: []Budget{budget(1000, 0)}, InputTokens: 100})
+	if err != nil || r.OutputTokens() != 875 {
+		t.Fatalf("%v %v", err, r)
+	}
 }
 
 func TestReserveInDollars(t *testing.T) {

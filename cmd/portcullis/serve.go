@@ -121,6 +121,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) (err error) {
 		log.Info("tracing off: no tracing.endpoint")
 	}
 
+	meter, store, err := openMeter(&cfg.Usage, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("usage store closed with an error", zap.Error(err))
+		}
+	}()
+	log.Info("usage store open", zap.String("store", usageStoreName(&cfg.Usage)), zap.String("file", usageFile(&cfg.Usage)))
+
 	srv, err := proxy.New(proxy.Options{
 		Config:        cfg,
 		Logger:        log,
@@ -131,6 +142,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) (err error) {
 		Observer:      registry,
 		SSO:           sso,
 		Tracer:        traces.Tracer(),
+		Meter:         meter,
 		Version:       versionString(),
 	})
 	if err != nil {

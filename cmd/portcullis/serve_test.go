@@ -70,6 +70,7 @@ func TestServeLogsEachStepOnce(t *testing.T) {
 		"policy compiled",
 		"audit log open",
 		"tracing off: no tracing.endpoint",
+		"usage store open",
 		"provider ready",
 		"listening",
 		"shutting down: draining in-flight requests",
