@@ -25,10 +25,10 @@ vet:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) -checks inherit,-S1025 ./...
 
 # The e2e tests build and start their real parts themselves (Dex from
-# e2e/idp, Chromium through e2e/browser); a part that cannot be had fails
-# them, never skips them.
+# e2e/idp, Chromium through e2e/browser, redis-server); a part that cannot
+# be had fails them, never skips them.
 unit:
-	PORTCULLIS_E2E_BROWSER=required $(GO) test -race -count=1 ./...
+	PORTCULLIS_E2E_BROWSER=required PORTCULLIS_E2E_REDIS=required $(GO) test -race -count=1 ./...
 
 policy-test:
 	$(GO) run ./cmd/portcullis policy test policies

@@ -144,6 +144,7 @@ func (s *Server) routesMux() http.Handler {
 	mux.HandleFunc("/v1/messages/count_tokens", s.anthropicEndpoint(http.MethodPost, s.countTokens))
 	mux.HandleFunc("/v1/embeddings", s.endpoint(http.MethodPost, s.embeddings))
 	mux.HandleFunc("/v1/models", s.endpoint(http.MethodGet, s.listModels))
+	mux.HandleFunc("/v1/usage", s.endpoint(http.MethodGet, s.usageOf))
 	mux.HandleFunc("/healthz", s.healthz)
 	mux.HandleFunc("/readyz", s.readyz)
 	s.tokenRoutes(mux)

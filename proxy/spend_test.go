@@ -325,3 +325,38 @@ func TestConcurrentCallsStayWithinTheBudget(t *testing.T) {
 	}
 	t.Logf("%d answered, %d refused, %d of %d tokens settled", ok.Load(), refused.Load(), st.UsedTokens, budget)
 }
+
+func TestUsageReportShowsOwnBudgets(t *testing.T) {
+	m := newMeter(t)
+	h := newHarness(t, harnessOptions{policyDir: budgetPolicy(t, 10_000, 5), meter: m})
+	resp := h.post(engKey, `{"model":"smart","messages":[{"role":"user","content":"Name the three primary colors."}]}`)
+	readAll(t, resp.Body)
+	req, _ := http.NewRequest(http.MethodGet, h.url+"/v1/usage", nil)
+	req.Header.Set("Authorization", "Bearer "+engKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Subject string `json:"subject"`
+		Budgets []struct {
+			Key, Window  string
+			LimitTokens  int64  `json:"limit_tokens"`
+			UsedTokens   int64  `json:"used_tokens"`
+			UsedRequests int64  `json:"used_requests"`
+			ResetsAt     string `json:"resets_at"`
+		} `json:"budgets"`
+		RateLimits []struct {
+			LimitRequests int64 `json:"limit_requests"`
+			UsedRequests  int64 `json:"used_requests"`
+		} `json:"rate_limits"`
+	}
+	body := readAll(t, resp.Body)
+	if err := json.Unmarshal(body, &rep); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if rep.Subject != "alice" || len(rep.Budgets) != 1 || rep.Budgets[0].Key != "user:alice" || rep.Budgets[0].UsedTokens != 34 ||
+		rep.Budgets[0].LimitTokens != 10_000 || rep.Budgets[0].ResetsAt == "" || len(rep.RateLimits) != 1 || rep.RateLimits[0].UsedRequests != 1 || rep.RateLimits[0].LimitRequests != 5 {
+		t.Errorf("report %s", body)
+	}
+}

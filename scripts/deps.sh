@@ -9,6 +9,7 @@ command -v curl >/dev/null || need+=(curl)
 command -v gcc >/dev/null || need+=(gcc libc6-dev) # go test -race needs cgo
 command -v node >/dev/null || need+=(nodejs npm)
 [[ -x /usr/bin/chromium ]] || need+=(chromium) # the sign-in test's browser
+command -v redis-server >/dev/null || need+=(redis-server) # shared usage counters (e2e, usage)
 if ((${#need[@]})); then
   echo "deps: installing ${need[*]}"
   if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
@@ -23,4 +24,4 @@ if ! cmp -s "$lock" "$stamp" 2>/dev/null; then
   npm ci --prefix e2e/browser --no-audit --no-fund --loglevel=error
   cp "$lock" "$stamp"
 fi
-echo "deps: ok (go $(go env GOVERSION), curl $(curl --version | head -1 | cut -d' ' -f2), node $(node --version), $(/usr/bin/chromium --version 2>/dev/null | head -1))"
+echo "deps: ok (go $(go env GOVERSION), curl $(curl --version | head -1 | cut -d' ' -f2), node $(node --version), $(/usr/bin/chromium --version 2>/dev/null | head -1), $(redis-server --version | cut -d' ' -f1-3))"

@@ -52,6 +52,7 @@ commands:
                                         print the decision for an input document
   policy check [DIR]                    compile the policy in strict mode
   audit verify [--key-env VAR] FILE...  check the hash chain of audit files, oldest first
+  usage [--url URL] [--json]            show your usage against your budgets (key from PORTCULLIS_API_KEY)
   version                               print the version
 `
 
@@ -100,6 +101,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return policyCheck(rest[1:], stdout, stderr)
 	case cmd == "audit":
 		return auditCommand(rest, stdout, stderr)
+	case cmd == "usage":
+		return usageCommand(rest, stdout, stderr)
 	case cmd == "version" || cmd == "--version":
 		fmt.Fprintln(stdout, "portcullis", versionString())
 		return nil

@@ -2,7 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
 	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"go.uber.org/zap"
@@ -76,4 +84,84 @@ func usageFile(cfg *config.Usage) string {
 		return ""
 	}
 	return cfg.File
+}
+
+// usageCommand prints GET /v1/usage of a running gateway as a table, or
+// as the JSON it answered with --json.
+func usageCommand(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("usage", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	base := fs.String("url", envOr("PORTCULLIS_URL", "http://127.0.0.1:8080"), "the gateway's base URL (env PORTCULLIS_URL)")
+	raw := fs.Bool("json", false, "print the gateway's JSON answer")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	key := os.Getenv("PORTCULLIS_API_KEY")
+	if key == "" {
+		return fmt.Errorf("set PORTCULLIS_API_KEY to your gateway API key or token")
+	}
+	req, err := http.NewRequest(http.MethodGet, strings.TrimRight(*base, "/")+"/v1/usage", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the gateway answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	if *raw {
+		_, err := stdout.Write(append(body, '\n'))
+		return err
+	}
+	var rep struct {
+		Subject    string       `json:"subject"`
+		Budgets    []usageEntry `json:"budgets"`
+		RateLimits []usageEntry `json:"rate_limits"`
+	}
+	if err := json.Unmarshal(body, &rep); err != nil {
+		return fmt.Errorf("read the gateway's answer: %w", err)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "usage of %s\n", rep.Subject)
+	fmt.Fprintln(tw, "LIMIT\tWINDOW\tTOKENS\tUSD\tREQUESTS\tRESETS")
+	for _, e := range append(rep.Budgets, rep.RateLimits...) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Key, e.Window, ofLimit(float64(e.UsedTokens), float64(e.LimitTokens), "%.0f"),
+			ofLimit(e.UsedUSD, e.LimitUSD, "%.4f"), ofLimit(float64(e.UsedRequests), float64(e.LimitRequests), "%.0f"), e.Resets.Local().Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
+
+type usageEntry struct {
+	Key           string    `json:"key"`
+	Window        string    `json:"window"`
+	LimitTokens   int64     `json:"limit_tokens"`
+	LimitUSD      float64   `json:"limit_usd"`
+	LimitRequests int64     `json:"limit_requests"`
+	UsedTokens    int64     `json:"used_tokens"`
+	UsedUSD       float64   `json:"used_usd"`
+	UsedRequests  int64     `json:"used_requests"`
+	Resets        time.Time `json:"resets_at"`
+}
+
+// ofLimit is "used / limit", or just "used" without a limit.
+func ofLimit(used, limit float64, format string) string {
+	if limit == 0 {
+		return fmt.Sprintf(format, used)
+	}
+	return fmt.Sprintf(format+" / "+format, used, limit)
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
 }
