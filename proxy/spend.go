@@ -35,6 +35,9 @@ type spend struct {
 	answered, streamed bool
 	// usage is the provider's report, when c.rec.UsageReported.
 	usage adapters.Usage
+	// earlyInput is the input a provider reported before any output
+	// (Anthropic's message_start); 0 otherwise.
+	earlyInput int64
 }
 
 // reserve holds the call's estimated input and output cap against its
@@ -116,7 +119,7 @@ func (c *call) countOutput(n int64) (cut bool) {
 		// A provider that reports the input as the stream starts
 		// (Anthropic) shows an estimate that fell short: the output makes
 		// up the difference, so the call stays within its reservation.
-		if in := int64(c.spend.usage.PromptTokens); c.rec.UsageReported && in > c.spend.res.InputTokens() {
+		if in := c.spend.earlyInput; in > c.spend.res.InputTokens() {
 			limit -= in - c.spend.res.InputTokens()
 		}
 		if c.spend.counted+n > limit {

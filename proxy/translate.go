@@ -62,6 +62,9 @@ func (s *Server) readResponse(c *call, resp *http.Response) ([]byte, bool) {
 
 func (s *Server) recordUsage(c *call, u *adapters.Usage) {
 	c.spend.usage = *u
+	if c.spend.counted == 0 {
+		c.spend.earlyInput = int64(u.PromptTokens)
+	}
 	c.rec.PromptTokens = u.PromptTokens
 	c.rec.CompletionTokens = u.CompletionTokens
 	c.rec.UsageReported = true

@@ -16,10 +16,11 @@ trap 'rm -f "$out"' EXIT
   echo "- \`authn\` BenchmarkVerifyCached / BenchmarkVerifyUncached: verifying a service-account JWT (RS256) when it was seen before (answered from the verification cache, keyed by the token's hash) and when it is new (signature check and claim checks). BenchmarkSession: a browser-session call (sealed cookie with an ID token of three groups) through SSO.Middleware and Authenticate; *cached*: a session this replica has seen (hash of the cookie, cache lookup); *opened*: its first call here (AES-GCM open, decode, claim mapping)."
   echo "- \`adapters/openai\` BenchmarkParseAndEncode: reading a chat request and rewriting its model and stream options."
   echo "- \`proxy\` BenchmarkChat: one call through the whole gateway in process (API key, policy, passthrough, audit to memory) against a local fake upstream, over loopback HTTP; *tracing=off* is the default, *tracing=on* samples every call and batches its spans to an exporter that discards them. BenchmarkCallSpans: one call's spans alone (must allocate nothing with tracing off)."
+  echo "- \`usage\` BenchmarkReserveSettle: one call's accounting, a reservation against two budgets (a day in tokens, a month in dollars) and the caller's rate limits, then its settlement; *store=embedded*: in memory with the append-only log flushed every second off the request path; *store=redis*: the two Lua scripts against a local redis-server over loopback (one round trip each). BenchmarkEstimateRequest: the input estimate of a two-message chat request."
   echo "- \`audit\` BenchmarkWrite: audit records through Log.Write to a file sink, end to end (encoding on the caller, sealing into the hash chain and writing on the sink's writer goroutine; the run ends when Close has written the last record). *records/s* is that throughput, *allocs/op* the allocations per record; *parallel*: writers on every CPU; *rotate-1MiB*: a new file (with its checkpoint) every MiB; *fsync-1s*: fsync once a second."
   echo
   echo '```'
-  for pkg in ./authz ./authn ./adapters/openai ./proxy ./audit; do
+  for pkg in ./authz ./authn ./adapters/openai ./proxy ./usage ./audit; do
     go test -run '^$' -bench . -benchmem -count 5 "$pkg" | grep -E '^(Benchmark|pkg:)'
   done
   echo '```'

@@ -119,9 +119,15 @@ func isWordByte(c byte) bool {
 // each message (and each tool) costs a few tokens of framing, and the
 // answer's priming a few more. An image is charged a flat, generous
 // amount (a 1024×1024 image is 765 tokens at OpenAI, ~1,400 at Anthropic).
+//
+// Offering tools costs more than their definitions: the provider wraps
+// them in a prompt of its own (OpenAI's function namespace, Llama's
+// tool-use template: a get_weather tool and one question are 231 prompt
+// tokens at Groq). toolsTokens is charged once for a request with tools.
 const (
 	perItemTokens  = 3
 	primingTokens  = 3
+	toolsTokens    = 160
 	imageTokens    = 1500
 	schemaKeyDepth = 5
 )
@@ -158,6 +164,9 @@ func EstimateRequest(body []byte) int64 {
 				lastKey = raw
 				if depth >= schemaKeyDepth {
 					tokens++
+				}
+				if depth == 1 && string(raw) == "tools" {
+					tokens += toolsTokens
 				}
 			} else {
 				tokens += valueTokens(lastKey, raw, depth)

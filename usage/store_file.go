@@ -212,12 +212,29 @@ func (s *LocalStore) applyLocked(key string, bucket, span int64, expires time.Ti
 // key, bucket, expiry (Unix seconds), requests, tokens, picodollars.
 func appendLine(b []byte, kind byte, key string, bucket, expires int64, a Amount) []byte {
 	b = append(b, kind, ' ')
-	b = strconv.AppendQuote(b, key)
+	if plainKey(key) {
+		b = append(b, '"')
+		b = append(b, key...)
+		b = append(b, '"')
+	} else {
+		b = strconv.AppendQuote(b, key)
+	}
 	for _, v := range [...]int64{bucket, expires, a.Requests, a.Tokens, a.Pico} {
 		b = append(b, ' ')
 		b = strconv.AppendInt(b, v, 10)
 	}
 	return append(b, '\n')
+}
+
+// plainKey reports whether key quotes as itself: printable ASCII without
+// a quote or backslash, as budget keys almost always are.
+func plainKey(key string) bool {
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c < ' ' || c > '~' || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 func parseLine(line []byte) (key string, bucket, expires int64, a Amount, err error) {
