@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"portcullis/internal/testkit"
 	"portcullis/usage"
 )
 
@@ -358,5 +360,63 @@ func TestUsageReportShowsOwnBudgets(t *testing.T) {
 	if rep.Subject != "alice" || len(rep.Budgets) != 1 || rep.Budgets[0].Key != "user:alice" || rep.Budgets[0].UsedTokens != 34 ||
 		rep.Budgets[0].LimitTokens != 10_000 || rep.Budgets[0].ResetsAt == "" || len(rep.RateLimits) != 1 || rep.RateLimits[0].UsedRequests != 1 || rep.RateLimits[0].LimitRequests != 5 {
 		t.Errorf("report %s", body)
+	}
+}
+
+// The cost of a mixed workload (OpenAI and Anthropic, streamed and not,
+// passed through and translated, and an unpriced model) equals the hand
+// computation from the price table, call by call, in total, and in the
+// dollar budget's counter.
+func TestMixedWorkloadCostMatchesPriceTable(t *testing.T) {
+	m := newMeter(t)
+	ant := testkit.NewAnthropicUpstream(t, anthropicKey)
+	h := newHarness(t, harnessOptions{
+		policyDir: policyFolder(t, `{"allow": true, "budgets": [{"key": "user:alice", "window": "month", "usd": 100}]}`),
+		meter:     m,
+		providers: "\n  - name: anthropic\n    type: anthropic\n    base_url: " + ant.URL + "\n    api_key: " + anthropicKey,
+		models:    "\n  - name: claude\n    provider: anthropic\n    upstream_model: claude-sonnet-4-5",
+	})
+	// By hand, in microdollars, from usage/prices.json and the fixtures' usage:
+	// gpt-4o-mini 27 in × 0.15 + 7 out × 0.60 = 8.25;
+	// claude-sonnet-4-5 24 in × 3.00 + 10 out × 15.00 = 222.
+	const mini, sonnet = 8.25, 222.0
+	chat := `{"model":"smart","messages":[{"role":"user","content":"Name the three primary colors."}]`
+	messages := `{"model":"claude","max_tokens":100,"messages":[{"role":"user","content":"Name the three primary colors."}]`
+	calls := []struct {
+		path, body string
+		want       float64 // microdollars
+		missing    bool
+	}{
+		{"/v1/chat/completions", chat + `}`, mini, false},
+		{"/v1/chat/completions", chat + `}`, mini, false},
+		{"/v1/chat/completions", chat + `,"stream":true,"stream_options":{"include_usage":true}}`, mini, false},
+		{"/v1/chat/completions", chat + `,"stream":true}`, mini, false}, // the gateway asks for the usage itself
+		{"/v1/messages", messages + `}`, sonnet, false},
+		{"/v1/messages", messages + `,"stream":true}`, sonnet, false},
+		{"/v1/chat/completions", `{"model":"claude","messages":[{"role":"user","content":"Name the three primary colors."}]}`, sonnet, false},
+		{"/v1/chat/completions", `{"model":"demo","messages":[{"role":"user","content":"Name the three primary colors."}]}`, 0, true},
+	}
+	var total float64
+	for i, c := range calls {
+		var resp *http.Response
+		if c.path == "/v1/messages" {
+			resp = h.postPath(c.path, engKey, c.body)
+		} else {
+			resp = h.post(engKey, c.body)
+		}
+		readAll(t, resp.Body)
+		resp.Body.Close()
+		rec := h.records.last(t, i+1)
+		if resp.StatusCode != 200 || math.Abs(rec.CostUSD*1e6-c.want) > 1e-9 || rec.PriceMissing != c.missing {
+			t.Errorf("call %d (%s %s): status %d, cost %v µ$ (missing %v), want %v", i, c.path, c.body, resp.StatusCode, rec.CostUSD*1e6, rec.PriceMissing, c.want)
+		}
+		total += c.want
+	}
+	st, err := m.Standings(context.Background(), &usage.Request{Budgets: []usage.Budget{{Key: "user:alice", Window: "month", USD: 100}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 4*mini + 3*sonnet; total != want || math.Abs(st[0].UsedUSD*1e6-want) > 1e-9 {
+		t.Errorf("budget holds %v µ$, want %v", st[0].UsedUSD*1e6, want)
 	}
 }

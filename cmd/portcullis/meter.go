@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"portcullis/config"
@@ -34,6 +35,9 @@ func openMeter(cfg *config.Usage, log *zap.Logger) (*usage.Meter, usage.Store, e
 	warn := func(msg string, err error) { ulog.Warn(msg, zap.Error(err)) }
 	var store usage.Store
 	if cfg.RedisStore() {
+		// go-redis logs its own connection troubles as plain lines on
+		// stderr; they belong in the gateway's structured log.
+		redis.SetLogger(redisLog{ulog})
 		rs, err := usage.OpenRedisStore(cfg.Store)
 		if err != nil {
 			return nil, nil, err
@@ -65,6 +69,13 @@ func openMeter(cfg *config.Usage, log *zap.Logger) (*usage.Meter, usage.Store, e
 		Warn:                warn,
 	})
 	return m, store, nil
+}
+
+// redisLog writes go-redis's messages into the gateway's log.
+type redisLog struct{ log *zap.Logger }
+
+func (l redisLog) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn("redis: " + fmt.Sprintf(format, v...))
 }
 
 // usageStoreName names the store for the log, without a Redis password.
