@@ -13,10 +13,12 @@ import (
 	"html/template"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"portcullis/authn"
+	"portcullis/usage"
 )
 
 //go:embed templates/*.html
@@ -31,6 +33,12 @@ type ModelLister interface {
 	AllowedModels(r *http.Request, id *authn.Identity) ([]string, error)
 }
 
+// UsageReader says where a caller stands against its budgets and rate
+// limits; the proxy is one.
+type UsageReader interface {
+	Usage(r *http.Request, id *authn.Identity) ([]usage.Standing, error)
+}
+
 // Minter signs personal tokens; *authn.Minter is one.
 type Minter interface {
 	Mint(id *authn.Identity, lifetime time.Duration, models []string, now time.Time) (*authn.Minted, error)
@@ -42,7 +50,8 @@ type Minter interface {
 type Portal struct {
 	sso       *authn.SSO
 	models    ModelLister
-	minter    Minter // nil: no token form
+	minter    Minter      // nil: no token form
+	usage     UsageReader // nil: no usage table
 	publicURL string
 	tmpl      *template.Template
 	csp       string
@@ -50,11 +59,12 @@ type Portal struct {
 	onMint func(r *http.Request, id *authn.Identity, m *authn.Minted)
 }
 
-// Options are what New needs; Minter and OnMint may be nil.
+// Options are what New needs; Minter, Usage and OnMint may be nil.
 type Options struct {
 	SSO       *authn.SSO
 	Models    ModelLister
 	Minter    Minter
+	Usage     UsageReader
 	PublicURL string
 	// FormTargets are the origins a form may lead to besides the gateway
 	// itself: the IdPs, which sign-out redirects to.
@@ -75,6 +85,7 @@ func New(o Options) *Portal {
 		sso:       o.SSO,
 		models:    o.Models,
 		minter:    o.Minter,
+		usage:     o.Usage,
 		publicURL: strings.TrimSuffix(o.PublicURL, "/"),
 		tmpl:      template.Must(template.New("").Funcs(funcs).ParseFS(templates, "templates/*.html")),
 		onMint:    o.OnMint,
@@ -114,9 +125,41 @@ type page struct {
 	Token     *tokenView
 	Lifetimes []lifetimeChoice
 	CanMint   bool
-	BaseURL   string // the OpenAI-style API root, PublicURL/v1
-	PublicURL string
-	Error     string
+	// Usage is the caller's standing against each limit; UsageError says
+	// why it could not be read.
+	Usage      []usageRow
+	UsageError string
+	BaseURL    string // the OpenAI-style API root, PublicURL/v1
+	PublicURL  string
+	Error      string
+}
+
+// usageRow is one budget or rate limit as the home page shows it.
+type usageRow struct {
+	Limit, Window, Tokens, USD, Requests, Resets string
+}
+
+func usageRows(standings []usage.Standing) []usageRow {
+	rows := make([]usageRow, 0, len(standings))
+	for _, st := range standings {
+		rows = append(rows, usageRow{
+			Limit:    st.Key,
+			Window:   st.Window,
+			Tokens:   ofLimit(strconv.FormatInt(st.UsedTokens, 10), st.LimitTokens > 0, strconv.FormatInt(st.LimitTokens, 10)),
+			USD:      ofLimit(fmt.Sprintf("$%.4f", st.UsedUSD), st.LimitUSD > 0, fmt.Sprintf("$%.2f", st.LimitUSD)),
+			Requests: ofLimit(strconv.FormatInt(st.UsedRequests, 10), st.LimitRequests > 0, strconv.FormatInt(st.LimitRequests, 10)),
+			Resets:   st.Reset.UTC().Format("2006-01-02 15:04 UTC"),
+		})
+	}
+	return rows
+}
+
+// ofLimit is "used of limit", or used alone when there is no limit.
+func ofLimit(used string, limited bool, limit string) string {
+	if !limited {
+		return used
+	}
+	return used + " of " + limit
 }
 
 type providerLink struct {
@@ -169,6 +212,13 @@ func (p *Portal) homePage(r *http.Request, sess *authn.Session, formError string
 	}
 	if len(models) == 0 && err == nil {
 		pg.Title = "Signed in, but not allowed anything"
+	}
+	if p.usage != nil && len(models) > 0 {
+		standings, err := p.usage.Usage(r, id)
+		if err != nil {
+			pg.UsageError = "Your usage could not be read just now."
+		}
+		pg.Usage = usageRows(standings)
 	}
 	return pg
 }

@@ -25,6 +25,7 @@ func (s *Server) newPortal() *portal.Portal {
 	o := portal.Options{
 		SSO:         s.sso,
 		Models:      s,
+		Usage:       s,
 		PublicURL:   s.cfg.SSO.PublicURL,
 		FormTargets: formTargets,
 		OnMint: func(r *http.Request, id *authn.Identity, m *authn.Minted) {

@@ -24,9 +24,16 @@ type signedIn struct {
 
 func newSignedIn(t *testing.T, claims map[string]any) *signedIn {
 	t.Helper()
+	return newSignedInWith(t, claims, harnessOptions{})
+}
+
+// newSignedInWith is newSignedIn with a harness of options o.
+func newSignedInWith(t *testing.T, claims map[string]any, o harnessOptions) *signedIn {
+	t.Helper()
 	idp := testkit.NewOIDC(t)
 	idp.Claims = claims
-	h := newHarness(t, harnessOptions{ssoIssuer: idp.Issuer()})
+	o.ssoIssuer = idp.Issuer()
+	h := newHarness(t, o)
 	jar, _ := cookiejar.New(nil)
 	b := &http.Client{Jar: jar}
 	resp := browse(t, b, http.MethodGet, h.url+"/portal/", nil, nil)

@@ -420,3 +420,18 @@ func TestMixedWorkloadCostMatchesPriceTable(t *testing.T) {
 		t.Errorf("budget holds %v µ$, want %v", st[0].UsedUSD*1e6, want)
 	}
 }
+
+// The portal's home page shows the signed-in caller's usage against each
+// of its budgets and its rate limits.
+func TestPortalShowsUsage(t *testing.T) {
+	s := newSignedInWith(t, map[string]any{"email": "alice@example.com", "email_verified": true, "groups": []string{"engineering"}}, harnessOptions{meter: newMeter(t)})
+	for _, want := range []string{"Your usage", "<code>group:engineering</code>", "of 5000000", "<code>user:", "month", "of $50.00", "rolling:1m"} {
+		if !strings.Contains(s.home, want) {
+			t.Errorf("the home page lacks %q:\n%s", want, s.home)
+		}
+	}
+	// Without a meter there is no usage table.
+	if plain := newSignedIn(t, map[string]any{"email": "bob@example.com", "email_verified": true, "groups": []string{"engineering"}}); strings.Contains(plain.home, "Your usage") {
+		t.Error("a usage table without a meter")
+	}
+}

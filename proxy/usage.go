@@ -1,12 +1,15 @@
 package proxy
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"time"
 
 	"go.uber.org/zap"
 
 	"portcullis/audit"
+	"portcullis/authn"
 	"portcullis/authz"
 	"portcullis/usage"
 )
@@ -36,30 +39,22 @@ type usageLine struct {
 	Resets        time.Time `json:"resets_at"`
 }
 
-// usageOf serves GET /v1/usage: the caller's own usage against every
-// budget and rate limit the policy sets for it, on any model it may use.
-func (s *Server) usageOf(c *call) {
-	id, ok := s.authenticate(c)
-	if !ok {
-		return
+// standings is where id stands against every budget and rate limit the
+// policy sets it on any model it may use (asked once per model).
+func (s *Server) standings(ctx context.Context, id *authn.Identity, clientIP, userAgent string, now time.Time) ([]usage.Standing, error) {
+	models, err := s.visibleModels(ctx, id, clientIP, userAgent, now)
+	if err != nil {
+		return nil, err
 	}
-	if s.meter == nil {
-		c.fail(http.StatusNotFound, "not_found", "invalid_request_error", "usage_off", "", "this gateway does not count usage")
-		return
-	}
-	ctx := c.r.Context()
-	began := time.Now()
-	models, err := s.visibleModels(ctx, id, c.rec.ClientIP, c.rec.UserAgent, c.start)
 	var req usage.Request
 	seen := map[string]bool{}
 	for _, m := range models {
+		d, err := s.policy.Decide(ctx, &authz.Input{Identity: id, Time: now,
+			Request: authz.Request{API: "chat", Model: m, ClientIP: clientIP, UserAgent: userAgent}})
 		if err != nil {
-			break
+			return nil, err
 		}
-		var d authz.Decision
-		d, err = s.policy.Decide(ctx, &authz.Input{Identity: id, Time: c.start,
-			Request: authz.Request{API: "chat", Model: m, ClientIP: c.rec.ClientIP, UserAgent: c.rec.UserAgent}})
-		if err != nil || !d.Allow {
+		if !d.Allow {
 			continue
 		}
 		for _, b := range d.Budgets {
@@ -71,17 +66,42 @@ func (s *Server) usageOf(c *call) {
 		req.Rate.RequestsPerMinute = max(req.Rate.RequestsPerMinute, int64(d.RateLimits.RequestsPerMinute))
 		req.Rate.TokensPerMinute = max(req.Rate.TokensPerMinute, int64(d.RateLimits.TokensPerMinute))
 	}
-	c.rec.PolicyLatency = time.Since(began)
-	c.rec.Decision = audit.Decision{Evaluated: true, Allow: err == nil, Revision: s.policy.Revision()}
-	if err != nil {
-		c.logger().Error("policy could not say the caller's limits", zap.Error(err))
-		c.fail(http.StatusForbidden, "policy_error", "permission_denied", "policy_error", "", "the policy could not say your limits")
+	req.Rate.Key = usage.KeyFor(string(id.Type), id.Subject)
+	return s.meter.Standings(ctx, &req)
+}
+
+// Usage is where id stands against its limits, for the portal; nil
+// without a meter.
+func (s *Server) Usage(r *http.Request, id *authn.Identity) ([]usage.Standing, error) {
+	if s.meter == nil {
+		return nil, nil
+	}
+	return s.standings(r.Context(), id, s.clientIP(r), r.UserAgent(), time.Now())
+}
+
+// usageOf serves GET /v1/usage: the caller's own usage against every
+// budget and rate limit the policy sets for it, on any model it may use.
+func (s *Server) usageOf(c *call) {
+	id, ok := s.authenticate(c)
+	if !ok {
 		return
 	}
-	req.Rate.Key = usage.KeyFor(string(id.Type), id.Subject)
-	standings, err := s.meter.Standings(ctx, &req)
-	if err != nil {
+	if s.meter == nil {
+		c.fail(http.StatusNotFound, "not_found", "invalid_request_error", "usage_off", "", "this gateway does not count usage")
+		return
+	}
+	began := time.Now()
+	standings, err := s.standings(c.r.Context(), id, c.rec.ClientIP, c.rec.UserAgent, c.start)
+	c.rec.PolicyLatency = time.Since(began)
+	c.rec.Decision = audit.Decision{Evaluated: true, Allow: err == nil, Revision: s.policy.Revision()}
+	var se *usage.StoreError
+	switch {
+	case errors.As(err, &se):
 		s.refuseSpend(c, err)
+		return
+	case err != nil:
+		c.logger().Error("policy could not say the caller's limits", zap.Error(err))
+		c.fail(http.StatusForbidden, "policy_error", "permission_denied", "policy_error", "", "the policy could not say your limits")
 		return
 	}
 	report := usageReport{Object: "usage", Subject: id.Subject, Budgets: []usageLine{}, RateLimits: []usageLine{}, Time: time.Now().UTC()}
