@@ -435,3 +435,33 @@ func TestPortalShowsUsage(t *testing.T) {
 		t.Error("a usage table without a meter")
 	}
 }
+
+// A policy shows a caller more budgets than its own through its decision
+// for api "usage": here the engineering group sees the analysts' budget.
+func TestUsageReportShowsWhatThePolicyAllows(t *testing.T) {
+	m := newMeter(t)
+	h := newHarness(t, harnessOptions{meter: m, policyDir: policyFolder(t, `{"allow": true, "budgets": b} if {
+	b := [{"key": "user:alice", "window": "day", "tokens": 1000}]
+	input.request.api != "usage"
+} else := {"allow": true, "budgets": [{"key": "group:analysts", "window": "month", "usd": 20}]} if {
+	"engineering" in input.identity.groups
+} else := {"allow": false}`)})
+	req, _ := http.NewRequest(http.MethodGet, h.url+"/v1/usage", nil)
+	req.Header.Set("Authorization", "Bearer "+engKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := string(readAll(t, resp.Body))
+	if resp.StatusCode != 200 || !strings.Contains(body, `"key":"group:analysts"`) || !strings.Contains(body, `"key":"user:alice"`) {
+		t.Errorf("engineering: %d %s", resp.StatusCode, body)
+	}
+	req.Header.Set("Authorization", "Bearer "+demoKey)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := string(readAll(t, resp.Body)); strings.Contains(body, "group:analysts") {
+		t.Errorf("the demo group sees the analysts' budget: %s", body)
+	}
+}

@@ -48,6 +48,13 @@ func (s *Server) standings(ctx context.Context, id *authn.Identity, clientIP, us
 	}
 	var req usage.Request
 	seen := map[string]bool{}
+	// Budgets the policy shows the caller beyond its own (an admin's view
+	// of its teams', say) come from a decision for api "usage"; a policy
+	// that denies it, or does not know it, shows none.
+	if d, err := s.policy.Decide(ctx, &authz.Input{Identity: id, Time: now,
+		Request: authz.Request{API: "usage", ClientIP: clientIP, UserAgent: userAgent}}); err == nil && d.Allow {
+		addBudgets(&req, seen, d.Budgets)
+	}
 	for _, m := range models {
 		d, err := s.policy.Decide(ctx, &authz.Input{Identity: id, Time: now,
 			Request: authz.Request{API: "chat", Model: m, ClientIP: clientIP, UserAgent: userAgent}})
@@ -57,17 +64,22 @@ func (s *Server) standings(ctx context.Context, id *authn.Identity, clientIP, us
 		if !d.Allow {
 			continue
 		}
-		for _, b := range d.Budgets {
-			if k := b.Key + " " + b.Window; !seen[k] {
-				seen[k] = true
-				req.Budgets = append(req.Budgets, usage.Budget{Key: b.Key, Window: b.Window, Tokens: b.Tokens, USD: b.USD})
-			}
-		}
+		addBudgets(&req, seen, d.Budgets)
 		req.Rate.RequestsPerMinute = max(req.Rate.RequestsPerMinute, int64(d.RateLimits.RequestsPerMinute))
 		req.Rate.TokensPerMinute = max(req.Rate.TokensPerMinute, int64(d.RateLimits.TokensPerMinute))
 	}
 	req.Rate.Key = usage.KeyFor(string(id.Type), id.Subject)
 	return s.meter.Standings(ctx, &req)
+}
+
+// addBudgets adds the budgets not seen yet (by key and window) to req.
+func addBudgets(req *usage.Request, seen map[string]bool, budgets []authz.Budget) {
+	for _, b := range budgets {
+		if k := b.Key + " " + b.Window; !seen[k] {
+			seen[k] = true
+			req.Budgets = append(req.Budgets, usage.Budget{Key: b.Key, Window: b.Window, Tokens: b.Tokens, USD: b.USD})
+		}
+	}
 }
 
 // Usage is where id stands against its limits, for the portal; nil
