@@ -31,6 +31,10 @@ type LocalStore struct {
 	pending        []byte
 	pendingSettled int64
 	now            func() time.Time
+	// sweepAt is the number of counters past which expired ones are
+	// dropped, so that a store without compaction (the memory-only one)
+	// does not keep every period it ever saw.
+	sweepAt int
 
 	// flushMu keeps the file to one writer: the flush loop, or Flush.
 	flushMu sync.Mutex
@@ -170,6 +174,14 @@ func (s *LocalStore) sumLocked(c Counter, now time.Time) Amount {
 }
 
 func (s *LocalStore) addLocked(c Counter, amt Amount, now time.Time, kind byte) {
+	if len(s.counters) >= s.sweepAt {
+		for key, lc := range s.counters {
+			if now.After(lc.expires) {
+				delete(s.counters, key)
+			}
+		}
+		s.sweepAt = 2*len(s.counters) + 1024
+	}
 	expires := now.Add(c.TTL).Truncate(time.Second).Add(time.Second)
 	s.applyLocked(c.Key, c.Bucket, c.Span, expires, amt)
 	if s.path != "" {

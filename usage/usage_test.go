@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -487,5 +488,27 @@ func TestLocalStoreTornLineAndCompaction(t *testing.T) {
 	st, _ := meterOn(s2, Options{}).Standings(ctx, req)
 	if st[0].UsedTokens != 200*15 || st[0].UsedRequests != 200 || st[1].UsedRequests != 200 {
 		t.Errorf("after compaction and reload: %+v", st)
+	}
+}
+
+func TestMemoryStoreForgetsExpiredPeriods(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock(time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC))
+	s := NewMemoryStore()
+	s.now = clock.now
+	m := meterOn(s, Options{Now: clock.now})
+	for i := 0; i < 3000; i++ {
+		req := &Request{Budgets: []Budget{{Key: "user:" + strconv.Itoa(i), Window: "minute", Tokens: 100}}, InputTokens: 1, MaxOutputTokens: 1}
+		r, err := m.Reserve(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Settle(ctx, Tokens{Input: 1, Output: 1})
+		clock.add(5 * time.Second)
+	}
+	// 3000 minute budgets over 250 minutes, each kept an hour past its
+	// minute: the ones older than that are dropped as the map grows.
+	if n := len(s.counters); n >= 3000 {
+		t.Errorf("%d counters kept", n)
 	}
 }
