@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
 	"portcullis/internal/testkit"
 )
 
@@ -27,6 +31,12 @@ const usageKey = "pcx_e2e_usage_key_alice"
 // (alice, group ml), a policy giving group ml a daily budget of budget
 // tokens, and a usage section with store. It returns the config file.
 func usageGateway(t *testing.T, budget int, store, extra string) string {
+	return usageGatewayWith(t, budget, store, extra, "", "")
+}
+
+// usageGatewayWith is usageGateway with more providers and models (YAML
+// list items).
+func usageGatewayWith(t *testing.T, budget int, store, extra, providers, models string) string {
 	t.Helper()
 	dir := t.TempDir()
 	policies := filepath.Join(dir, "policies")
@@ -44,9 +54,11 @@ providers:
   - name: demo
     type: demo
     word_delay: 1ms
+%s
 models:
   - name: demo
     provider: demo
+%s
 auth:
   api_keys:
     - name: alice
@@ -60,7 +72,7 @@ audit:
 usage:
   store: %s
   file: ${PORTCULLIS_USAGE_FILE}
-%s`, hex.EncodeToString(sum[:]), policies, filepath.Join(dir, "audit.log"), store, extra)
+%s`, providers, models, hex.EncodeToString(sum[:]), policies, filepath.Join(dir, "audit.log"), store, extra)
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -263,5 +275,78 @@ func TestKill9KeepsSettledUsage(t *testing.T) {
 	// ...and nothing is counted twice or invented.
 	if requests > calls {
 		t.Errorf("%d calls counted, only %d were made", requests, calls)
+	}
+}
+
+// A streamed answer that would pass its budget is cut at the limit: the
+// OpenAI SDK reads a well-formed stream ending in finish_reason "length"
+// (and [DONE]), and the audit file says why. The upstream ignores
+// max_tokens, as a provider that does not honour it would.
+func TestStreamCutAtBudgetThroughTheBinary(t *testing.T) {
+	long := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		chunk := `data: {"id":"chatcmpl-long","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":" word"},"finish_reason":null}]}` + "\n\n"
+		for i := 0; i < 1000; i++ {
+			if _, err := io.WriteString(w, chunk); err != nil {
+				return
+			}
+			http.NewResponseController(w).Flush()
+		}
+		io.WriteString(w, `data: {"id":"chatcmpl-long","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\ndata: [DONE]\n\n")
+	}))
+	defer long.Close()
+	cfg := usageGatewayWith(t, 300, "embedded", "",
+		"  - name: long\n    type: openai\n    base_url: "+long.URL+"/v1\n    api_key: sk-not-a-secret",
+		"  - name: long\n    provider: long\n    upstream_model: gpt-4o-mini")
+	g := startGateway(t, cfg)
+	client := openai.NewClient(option.WithBaseURL(g.URL()+"/v1"), option.WithAPIKey(usageKey))
+	stream := client.Chat.Completions.NewStreaming(withTimeout(t), openai.ChatCompletionNewParams{
+		Model:         "long",
+		Messages:      []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Say word, a thousand times.")},
+		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
+	})
+	var acc openai.ChatCompletionAccumulator
+	for stream.Next() {
+		acc.AddChunk(stream.Current())
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatalf("the stream did not end cleanly: %v", err)
+	}
+	words := strings.Count(acc.Choices[0].Message.Content, "word")
+	if acc.Choices[0].FinishReason != "length" || words == 0 || words >= 300 || acc.Usage.CompletionTokens != int64(words) {
+		t.Errorf("finish %q after %d words, usage %+v", acc.Choices[0].FinishReason, words, acc.Usage)
+	}
+	// The audit record, written when the call ended, says why.
+	audit := filepath.Join(filepath.Dir(cfg), "audit.log")
+	var line string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		b, _ := os.ReadFile(audit)
+		if i := strings.Index(string(b), `"stream_cut":"budget`); i >= 0 {
+			line = string(b)
+			break
+		}
+	}
+	if line == "" || !strings.Contains(line, `"outcome":"success"`) {
+		t.Errorf("no audit record with stream_cut: %s", line)
+	}
+	tokens, _ := groupUsage(t, g)
+	if tokens > 300 {
+		t.Errorf("settled %d tokens against a budget of 300", tokens)
+	}
+}
+
+// When Redis cannot be reached, a budget fails closed (503) unless it
+// falls back to local counting (the call goes through, with a warning).
+func TestRedisDownFailsClosedOrLocal(t *testing.T) {
+	dead := "redis://" + freeAddr(t)
+	g := startGateway(t, usageGateway(t, 1_000_000, dead, ""))
+	status, _, err := demoCall(http.DefaultClient, g)
+	if err != nil || status != http.StatusServiceUnavailable {
+		t.Errorf("fail-closed: %d %v", status, err)
+	}
+	g2 := startGateway(t, usageGateway(t, 1_000_000, dead, "  on_store_error: local\n"))
+	status, _, err = demoCall(http.DefaultClient, g2)
+	if err != nil || status != http.StatusOK || !strings.Contains(g2.stderr.String(), "counting this call against this replica's local limits") {
+		t.Errorf("local: %d %v\n%s", status, err, g2.stderr.String())
 	}
 }
