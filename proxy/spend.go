@@ -46,7 +46,11 @@ type spend struct {
 // 429 with Retry-After and x-ratelimit-* headers naming the limit, or 503
 // when the store is down and the budget fails closed.
 func (s *Server) reserve(c *call, id *authn.Identity, cc *chatCall, d *authz.Decision) bool {
-	if s.meter == nil || cc.endpoint == countTokensEndpoint {
+	if cc.endpoint == countTokensEndpoint {
+		c.spend.model = "" // counting tokens costs nothing
+		return true
+	}
+	if s.meter == nil {
 		return true
 	}
 	c.spend.estimate = usage.EstimateRequest(cc.body)
