@@ -13,6 +13,9 @@ import (
 type calls struct {
 	requests *prometheus.CounterVec
 	tokens   *prometheus.CounterVec
+	cost     *prometheus.CounterVec
+	refusals *prometheus.CounterVec
+	cuts     *prometheus.CounterVec
 	total    *prometheus.HistogramVec
 	ttfb     *prometheus.HistogramVec
 	ttft     *prometheus.HistogramVec
@@ -36,6 +39,15 @@ func newCalls(reg prometheus.Registerer) *calls {
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portcullis_tokens_total",
 			Help: "Tokens the providers reported, by model, provider and kind (prompt, completion)."},
 			[]string{"model", "provider", "kind"}),
+		cost: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portcullis_cost_usd_total",
+			Help: "What the calls cost by the price table, in US dollars, by model and provider (unpriced models count 0)."},
+			[]string{"model", "provider"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portcullis_spend_refusals_total",
+			Help: "Calls the gateway refused for their budgets or rate limits, by reason (budget_exceeded, rate_limited, usage_store_unavailable)."},
+			[]string{"reason"}),
+		cuts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portcullis_stream_cuts_total",
+			Help: "Streams the gateway ended at their budget, by model and provider."},
+			[]string{"model", "provider"}),
 		total: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "portcullis_request_duration_seconds",
 			Help: "Whole calls, from arrival to the end of the response.", Buckets: callBuckets}, []string{"endpoint"}),
 		ttfb: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "portcullis_time_to_first_byte_seconds",
@@ -49,7 +61,7 @@ func newCalls(reg prometheus.Registerer) *calls {
 		authn: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "portcullis_authentication_seconds",
 			Help: "Time spent authenticating a caller.", Buckets: stepBuckets}),
 	}
-	reg.MustRegister(c.requests, c.tokens, c.total, c.ttfb, c.ttft, c.upstream, c.policy, c.authn)
+	reg.MustRegister(c.requests, c.tokens, c.cost, c.refusals, c.cuts, c.total, c.ttfb, c.ttft, c.upstream, c.policy, c.authn)
 	return c
 }
 
@@ -81,6 +93,16 @@ func (r *Registry) ObserveCall(rec *audit.Record) {
 		c.tokens.WithLabelValues(model, rec.Provider, "completion").Add(float64(rec.CompletionTokens))
 	}
 	r.routing.observe(model, rec.Attempts)
+	if rec.CostUSD > 0 {
+		c.cost.WithLabelValues(model, rec.Provider).Add(rec.CostUSD)
+	}
+	switch rec.ErrorClass {
+	case "budget_exceeded", "rate_limited", "usage_store_unavailable":
+		c.refusals.WithLabelValues(rec.ErrorClass).Inc()
+	}
+	if rec.StreamCut != "" {
+		c.cuts.WithLabelValues(model, rec.Provider).Inc()
+	}
 	c.total.WithLabelValues(endpoint).Observe(seconds(rec.Latency))
 	if rec.TimeToFirstByte > 0 {
 		c.ttfb.WithLabelValues(endpoint).Observe(seconds(rec.TimeToFirstByte))

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"portcullis/audit"
 	"portcullis/authz"
 )
 
@@ -36,5 +37,32 @@ func TestPolicyMetrics(t *testing.T) {
 	status.LastError, status.Reloads = "", 6
 	if out := scrape(); !strings.Contains(out, `portcullis_policy_last_reload_ok 1`) || !strings.Contains(out, `portcullis_policy_reloads_total{result="success"} 4`) {
 		t.Errorf("scrape after a good reload:\n%s", out)
+	}
+}
+
+func TestSpendMetrics(t *testing.T) {
+	r := New()
+	evaluated := audit.Decision{Evaluated: true, Allow: true}
+	for _, rec := range []audit.Record{
+		{Endpoint: "/v1/chat/completions", Model: "smart", Provider: "openai", Decision: evaluated, CostUSD: 0.25, UsageReported: true},
+		{Endpoint: "/v1/chat/completions", Model: "smart", Provider: "openai", Decision: evaluated, CostUSD: 0.5, StreamCut: "budget: ...", UsageReported: true},
+		{Endpoint: "/v1/chat/completions", Model: "smart", Decision: evaluated, Status: 429, ErrorClass: "budget_exceeded"},
+		{Endpoint: "/v1/chat/completions", Model: "smart", Decision: evaluated, Status: 429, ErrorClass: "rate_limited"},
+		{Endpoint: "/v1/chat/completions", Model: "smart", Decision: evaluated, Status: 429, ErrorClass: "rate_limited"},
+	} {
+		r.ObserveCall(&rec)
+	}
+	rec := httptest.NewRecorder()
+	r.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	out := rec.Body.String()
+	for _, want := range []string{
+		`portcullis_cost_usd_total{model="smart",provider="openai"} 0.75`,
+		`portcullis_spend_refusals_total{reason="budget_exceeded"} 1`,
+		`portcullis_spend_refusals_total{reason="rate_limited"} 2`,
+		`portcullis_stream_cuts_total{model="smart",provider="openai"} 1`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("scrape lacks %q", want)
+		}
 	}
 }
