@@ -176,13 +176,12 @@ func (s *Server) settle(c *call) {
 	}
 	cost := s.meter.Cost(model, used)
 	if sp.res != nil {
-		// The client may be gone: the settlement must still happen.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.r.Context()), 5*time.Second)
+		// The client may be gone: the settlement must still happen. The
+		// store bounds its own wait (Redis: 1 s timeouts).
 		var err error
-		if cost, err = sp.res.Settle(ctx, used); err != nil {
+		if cost, err = sp.res.Settle(context.WithoutCancel(c.r.Context()), used); err != nil {
 			c.logger().Warn("usage settlement failed; the call stays charged its whole reservation", zap.Error(err))
 		}
-		cancel()
 	}
 	if sp.answered {
 		c.rec.CostUSD, c.rec.PriceMissing = cost.USD(), cost.PriceMissing

@@ -269,7 +269,7 @@ func (m *Meter) plan(req *Request, now time.Time) ([]Counter, []limit, bool, err
 		}
 		sl := w.slot(now, m.o.Location)
 		counters = append(counters, Counter{
-			Key: "b|" + b.Key + "|" + sl.suffix, Bucket: sl.bucket, Span: sl.span, TTL: sl.ttl,
+			Key: sl.key("b|", b.Key), Bucket: sl.bucket, Span: sl.span, TTL: sl.ttl,
 			Limit: Amount{Tokens: b.Tokens, Pico: usdToPico(b.USD)},
 		})
 		limits = append(limits, limit{kind: "budget", key: b.Key, window: b.Window, reset: sl.reset})
@@ -282,7 +282,7 @@ func (m *Meter) plan(req *Request, now time.Time) ([]Counter, []limit, bool, err
 	if req.Rate.RequestsPerMinute > 0 || req.Rate.TokensPerMinute > 0 {
 		sl := window{rolling: time.Minute, buckets: rateBuckets}.slot(now, m.o.Location)
 		counters = append(counters, Counter{
-			Key: "rate|" + req.Rate.Key + "|" + sl.suffix, Bucket: sl.bucket, Span: sl.span, TTL: sl.ttl,
+			Key: sl.key("rate|", req.Rate.Key), Bucket: sl.bucket, Span: sl.span, TTL: sl.ttl,
 			Limit: Amount{Requests: req.Rate.RequestsPerMinute, Tokens: req.Rate.TokensPerMinute},
 		})
 		limits = append(limits, limit{kind: "rate_limit", key: req.Rate.Key, window: "rolling:1m", reset: sl.reset})

@@ -112,13 +112,13 @@ func TestCalendarWindowsInTimeZone(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := w.slot(now, ny)
-		if s.suffix != c.suffix || !s.reset.Equal(c.reset) || s.span != 1 || s.ttl <= 0 {
+		if string(s.suffix[:s.n]) != c.suffix || !s.reset.Equal(c.reset) || s.span != 1 || s.ttl <= 0 {
 			t.Errorf("%s: %+v, want suffix %s reset %s", c.window, s, c.suffix, c.reset)
 		}
 	}
 	w, _ := parseWindow("rolling:1h")
 	s1, s2 := w.slot(now, ny), w.slot(now.Add(time.Minute), ny)
-	if s1.span != 60 || s2.bucket != s1.bucket+1 || s1.suffix != s2.suffix {
+	if s1.span != 60 || s2.bucket != s1.bucket+1 || s1.suffix != s2.suffix || string(s1.suffix[:s1.n]) != "r3600" {
 		t.Errorf("rolling: %+v then %+v", s1, s2)
 	}
 	if _, err := parseWindow("fortnight"); err == nil {

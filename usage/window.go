@@ -46,7 +46,9 @@ func parseWindow(s string) (window, error) {
 // many buckets are summed, when the current bucket or period ends, and
 // how long a store must keep what is written now.
 type slot struct {
-	suffix string
+	// suffix is built in place, so a counter's key costs one allocation.
+	suffix [24]byte
+	n      int
 	bucket int64
 	span   int64
 	reset  time.Time
@@ -65,13 +67,14 @@ func (w window) slot(now time.Time, loc *time.Location) slot {
 			size = time.Second
 		}
 		b := now.UnixNano() / int64(size)
-		return slot{
-			suffix: "r" + strconv.FormatInt(int64(w.rolling/time.Second), 10),
+		sl := slot{
 			bucket: b,
 			span:   (int64(w.rolling) + int64(size) - 1) / int64(size),
 			reset:  time.Unix(0, (b+1)*int64(size)),
 			ttl:    w.rolling + size + keepAfter,
 		}
+		sl.n = len(strconv.AppendInt(append(sl.suffix[:0], 'r'), int64(w.rolling/time.Second), 10))
+		return sl
 	}
 	t := now.In(loc)
 	y, mo, d := t.Date()
@@ -94,10 +97,18 @@ func (w window) slot(now time.Time, loc *time.Location) slot {
 		start = time.Date(y, mo, 1, 0, 0, 0, 0, loc)
 		end = time.Date(y, mo+1, 1, 0, 0, 0, 0, loc)
 	}
-	return slot{
-		suffix: w.calendar[:2] + start.Format("20060102T1504"),
-		span:   1,
-		reset:  end,
-		ttl:    end.Sub(now) + keepAfter,
-	}
+	sl := slot{span: 1, reset: end, ttl: end.Sub(now) + keepAfter}
+	sl.n = len(start.AppendFormat(append(sl.suffix[:0], w.calendar[:2]...), "20060102T1504"))
+	return sl
+}
+
+// key is a counter's key: prefix, name, "|", the slot's suffix.
+func (sl *slot) key(prefix, name string) string {
+	var b strings.Builder
+	b.Grow(len(prefix) + len(name) + 1 + sl.n)
+	b.WriteString(prefix)
+	b.WriteString(name)
+	b.WriteByte('|')
+	b.Write(sl.suffix[:sl.n])
+	return b.String()
 }
