@@ -346,7 +346,7 @@ func TestRedisDownFailsClosedOrLocal(t *testing.T) {
 	}
 	g2 := startGateway(t, usageGateway(t, 1_000_000, dead, "  on_store_error: local\n"))
 	status, _, err = demoCall(http.DefaultClient, g2)
-	if err != nil || status != http.StatusOK || !strings.Contains(g2.stderr.String(), "counting this call against this replica's local limits") {
+	if err != nil || status != http.StatusOK || !strings.Contains(g2.stderr.String(), "counting calls against this replica's local limits") {
 		t.Errorf("local: %d %v\n%s", status, err, g2.stderr.String())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,7 +18,12 @@ type Meter struct {
 	local  *LocalStore
 	prices *Prices
 	o      Options
+	// warned is when the local fallback last warned (Unix nanoseconds):
+	// once every warnEvery while the store is down, not once per call.
+	warned atomic.Int64
 }
+
+const warnEvery = 10 * time.Second
 
 // Options configure a Meter.
 type Options struct {
@@ -241,7 +247,9 @@ func (m *Meter) Reserve(ctx context.Context, req *Request) (*Reservation, error)
 		if !local {
 			return nil, &StoreError{Err: err}
 		}
-		m.o.Warn("usage store unavailable; counting this call against this replica's local limits", err)
+		if last := m.warned.Load(); now.UnixNano()-last >= int64(warnEvery) && m.warned.CompareAndSwap(last, now.UnixNano()) {
+			m.o.Warn("usage store unavailable; counting calls against this replica's local limits (warned at most every 10s)", err)
+		}
 		r.store = m.local
 		if g, err = r.store.Reserve(ctx, &r.ask); err != nil {
 			return nil, &StoreError{Err: err}
