@@ -170,7 +170,12 @@ func (s *Server) settle(c *call) {
 	if !sp.answered && sp.res == nil {
 		return
 	}
+	// Priced as the target that served it, which a fallback may have
+	// made another than the one reserved for.
 	model := sp.model
+	if c.rec.UpstreamModel != "" {
+		model = c.rec.UpstreamModel
+	}
 	if !s.meter.Prices().Has(model) && c.rec.ModelServed != "" {
 		model = c.rec.ModelServed
 	}
@@ -179,7 +184,7 @@ func (s *Server) settle(c *call) {
 		// The client may be gone: the settlement must still happen. The
 		// store bounds its own wait (Redis: 1 s timeouts).
 		var err error
-		if cost, err = sp.res.Settle(context.WithoutCancel(c.r.Context()), used); err != nil {
+		if cost, err = sp.res.SettleAs(context.WithoutCancel(c.r.Context()), model, used); err != nil {
 			c.logger().Warn("usage settlement failed; the call stays charged its whole reservation", zap.Error(err))
 		}
 	}

@@ -322,9 +322,20 @@ func usdToPico(usd float64) int64 { return int64(math.Round(usd * 1e12)) }
 // the rest of the reservation. It returns the call's cost. A reservation
 // is settled once; later calls return the cost without charging again.
 func (r *Reservation) Settle(ctx context.Context, used Tokens) (Cost, error) {
-	cost := Cost{PriceMissing: !r.priced}
-	if r.priced {
-		cost.Pico = r.rates.cost(used)
+	return r.SettleAs(ctx, "", used)
+}
+
+// SettleAs is Settle for a call that another model served than the one it
+// was reserved for (a fallback target): it is priced as model, and
+// charged that. An empty model is the reservation's own.
+func (r *Reservation) SettleAs(ctx context.Context, model string, used Tokens) (Cost, error) {
+	rt, priced := r.rates, r.priced
+	if model != "" {
+		rt, priced = r.meter.prices.lookup(model)
+	}
+	cost := Cost{PriceMissing: !priced}
+	if priced {
+		cost.Pico = rt.cost(used)
 	}
 	if r.settled {
 		return cost, nil

@@ -512,3 +512,19 @@ func TestMemoryStoreForgetsExpiredPeriods(t *testing.T) {
 		t.Errorf("%d counters kept", n)
 	}
 }
+
+func TestSettleAsAnotherModel(t *testing.T) {
+	ctx := context.Background()
+	m := meterOn(NewMemoryStore(), Options{})
+	req := &Request{Budgets: []Budget{budget(0, 1)}, Model: "gpt-4o-mini", InputTokens: 100, MaxOutputTokens: 100}
+	r, err := m.Reserve(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Served by the fallback gpt-4o: 100 × $2.50/M + 50 × $10/M = 750 µ$.
+	cost, _ := r.SettleAs(ctx, "gpt-4o", Tokens{Input: 100, Output: 50})
+	st, _ := m.Standings(ctx, req)
+	if cost.Pico != 750e6 || st[0].UsedUSD != 0.00075 {
+		t.Errorf("cost %d pico$, counted $%v", cost.Pico, st[0].UsedUSD)
+	}
+}
