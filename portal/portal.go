@@ -136,22 +136,46 @@ type page struct {
 
 // usageRow is one budget or rate limit as the home page shows it.
 type usageRow struct {
-	Limit, Window, Tokens, USD, Requests, Resets string
+	// Who names whose limit it is in words ("You", "Group"); Key is the
+	// rest of the budget key, shown as code.
+	Who, Key                              string
+	Window, Tokens, USD, Requests, Resets string
 }
 
-func usageRows(standings []usage.Standing) []usageRow {
+func usageRows(standings []usage.Standing, subject string) []usageRow {
 	rows := make([]usageRow, 0, len(standings))
 	for _, st := range standings {
-		rows = append(rows, usageRow{
-			Limit:    st.Key,
+		row := usageRow{
+			Key:      st.Key,
 			Window:   st.Window,
-			Tokens:   ofLimit(strconv.FormatInt(st.UsedTokens, 10), st.LimitTokens > 0, strconv.FormatInt(st.LimitTokens, 10)),
+			Tokens:   ofLimit(thousands(st.UsedTokens), st.LimitTokens > 0, thousands(st.LimitTokens)),
 			USD:      ofLimit(fmt.Sprintf("$%.4f", st.UsedUSD), st.LimitUSD > 0, fmt.Sprintf("$%.2f", st.LimitUSD)),
-			Requests: ofLimit(strconv.FormatInt(st.UsedRequests, 10), st.LimitRequests > 0, strconv.FormatInt(st.LimitRequests, 10)),
+			Requests: ofLimit(thousands(st.UsedRequests), st.LimitRequests > 0, thousands(st.LimitRequests)),
 			Resets:   st.Reset.UTC().Format("2006-01-02 15:04 UTC"),
-		})
+		}
+		switch kind, rest, _ := strings.Cut(st.Key, ":"); {
+		case st.Key == "user:"+subject:
+			row.Who, row.Key = "You", ""
+		case kind == "group":
+			row.Who, row.Key = "Group", rest
+		}
+		rows = append(rows, row)
 	}
 	return rows
+}
+
+// thousands writes n with thousands separators, as people read counts.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
 }
 
 // ofLimit is "used of limit", or used alone when there is no limit.
@@ -218,7 +242,7 @@ func (p *Portal) homePage(r *http.Request, sess *authn.Session, formError string
 		if err != nil {
 			pg.UsageError = "Your usage could not be read just now."
 		}
-		pg.Usage = usageRows(standings)
+		pg.Usage = usageRows(standings, id.Subject)
 	}
 	return pg
 }

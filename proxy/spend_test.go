@@ -425,7 +425,7 @@ func TestMixedWorkloadCostMatchesPriceTable(t *testing.T) {
 // of its budgets and its rate limits.
 func TestPortalShowsUsage(t *testing.T) {
 	s := newSignedInWith(t, map[string]any{"email": "alice@example.com", "email_verified": true, "groups": []string{"engineering"}}, harnessOptions{meter: newMeter(t)})
-	for _, want := range []string{"Your usage", "<code>group:engineering</code>", "of 5000000", "<code>user:", "month", "of $50.00", "rolling:1m"} {
+	for _, want := range []string{"Your usage", "Group <code>engineering</code>", "of 5,000,000", "<td>You</td>", "month", "of $50.00", "rolling:1m"} {
 		if !strings.Contains(s.home, want) {
 			t.Errorf("the home page lacks %q:\n%s", want, s.home)
 		}
