@@ -49,6 +49,9 @@ type Options struct {
 	Warn func(msg string, err error)
 	// Now is the clock. Zero value: time.Now.
 	Now func() time.Time
+	// ReportRetention is how long report counters are kept (Record).
+	// Zero value: DefaultReportRetention (400 days).
+	ReportRetention time.Duration
 }
 
 // What a budget does when the store fails.
@@ -82,6 +85,9 @@ func NewMeter(store Store, prices *Prices, o Options) *Meter {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.ReportRetention <= 0 {
+		o.ReportRetention = DefaultReportRetention
 	}
 	return &Meter{store: store, local: NewMemoryStore(), prices: prices, o: o}
 }
