@@ -62,7 +62,7 @@ func (s *Server) usageReportOf(c *call) {
 		q.GroupBy = strings.Split(g, ",")
 	}
 	all := qs.Get("all") == "true"
-	today := c.start.UTC().Format(usage.DayLayout)
+	today := s.meter.Day(c.start)
 	if q.To == "" {
 		q.To = today
 	}

@@ -83,7 +83,7 @@ func (m *Meter) Record(ctx context.Context, c *Call) error {
 	if !ok {
 		return nil
 	}
-	day := m.o.Now().In(m.o.Location).Format(DayLayout)
+	day := m.Day(m.o.Now())
 	t := Totals{Calls: 1, InputTokens: c.Used.Input, OutputTokens: c.Used.Output, Pico: c.Pico}
 	entries := make([]ReportEntry, 0, 1+len(c.Groups))
 	entries = append(entries, ReportEntry{Day: day, Scope: ScopeSubject, Name: c.Subject, Model: c.Model, Provider: c.Provider, Totals: t})
@@ -100,6 +100,9 @@ func (m *Meter) Record(ctx context.Context, c *Call) error {
 	}
 	return nil
 }
+
+// Day is the report day of t: its date in the meter's time zone.
+func (m *Meter) Day(t time.Time) string { return t.In(m.o.Location).Format(DayLayout) }
 
 // ReportQuery asks for a report.
 type ReportQuery struct {

@@ -21,7 +21,7 @@ func usageReportCommand(args []string, stdout, stderr io.Writer) error {
 	base := fs.String("url", envOr("PORTCULLIS_URL", "http://127.0.0.1:8080"), "the gateway's base URL (env PORTCULLIS_URL)")
 	groupBy := fs.String("group-by", "", "split rows by these keys, comma-separated: identity, group, model, provider, day")
 	from := fs.String("from", "", "first day, YYYY-MM-DD (default: the first of the month of --to)")
-	to := fs.String("to", "", "last day, YYYY-MM-DD (default: today, UTC)")
+	to := fs.String("to", "", "last day, YYYY-MM-DD (default: today in the usage time zone)")
 	subject := fs.String("subject", "", "another subject's usage (the policy must allow it)")
 	group := fs.String("group", "", "a group's usage (the policy must allow it)")
 	all := fs.Bool("all", false, "everyone's usage (the policy must allow it)")
