@@ -196,7 +196,8 @@ func (s *Server) settle(c *call) {
 			Subject: c.rec.Identity.Subject, Groups: c.rec.Identity.Groups, Model: c.rec.Model, Provider: c.rec.Provider,
 			Used: used, Pico: cost.Pico,
 		}); err != nil {
-			c.logger().Warn("usage report counters not updated", zap.Error(err))
+			// The meter warns, at most every 10 s; this is the call's own line.
+			c.logger().Debug("usage report counters not updated", zap.Error(err))
 		}
 	}
 }

@@ -77,7 +77,8 @@ const DefaultReportRetention = 400 * 24 * time.Hour
 
 // Record counts a settled call into the report counters: one entry for
 // its subject and one for each of its groups, on today's day. A store
-// that keeps no report counters records nothing.
+// that keeps no report counters records nothing. A store failure is
+// returned, and warned about through Options.Warn at most every 10 s.
 func (m *Meter) Record(ctx context.Context, c *Call) error {
 	rep, ok := m.store.(Reporter)
 	if !ok {
@@ -96,6 +97,10 @@ func (m *Meter) Record(ctx context.Context, c *Call) error {
 		entries = append(entries, ReportEntry{Day: day, Scope: ScopeGroup, Name: g, Model: c.Model, Provider: c.Provider, Totals: t})
 	}
 	if err := rep.Record(ctx, entries, m.o.ReportRetention); err != nil {
+		now := time.Now().UnixNano()
+		if last := m.reportWarned.Load(); now-last >= int64(warnEvery) && m.reportWarned.CompareAndSwap(last, now) {
+			m.o.Warn("usage store unavailable; calls are missing from the usage reports (warned at most every 10s)", err)
+		}
 		return fmt.Errorf("record usage report: %w", err)
 	}
 	return nil

@@ -168,3 +168,23 @@ func asReportError(err error, re **ReportError) bool {
 	*re = e
 	return ok
 }
+
+// A store that fails loses the call from the reports, with a warning at
+// most every 10 s, not one per call.
+func TestReportStoreDownWarnsOnce(t *testing.T) {
+	rs, err := OpenRedisStore("redis://127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	var warnings int
+	m := NewMeter(rs, mustPrices(t, nil), Options{Warn: func(string, error) { warnings++ }})
+	for range 3 {
+		if err := m.Record(context.Background(), &Call{Subject: "alice", Model: "fast", Provider: "openai"}); err == nil {
+			t.Fatal("Record succeeded without a store")
+		}
+	}
+	if warnings != 1 {
+		t.Errorf("%d warnings, want 1", warnings)
+	}
+}

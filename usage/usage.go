@@ -21,6 +21,8 @@ type Meter struct {
 	// warned is when the local fallback last warned (Unix nanoseconds):
 	// once every warnEvery while the store is down, not once per call.
 	warned atomic.Int64
+	// reportWarned is when a failed Record last warned, likewise.
+	reportWarned atomic.Int64
 }
 
 const warnEvery = 10 * time.Second
