@@ -118,6 +118,12 @@ decision := {"allow": true, "reasons": [json.marshal(input)]}
 		t.Errorf("input =\n%s\nwant\n%s", d.Reasons[0], want)
 	}
 
+	// A usage report beyond the caller's own carries its scope.
+	d, err = e.Decide(context.Background(), &Input{Request: Request{API: "usage", UsageScope: &UsageScope{Group: "eng"}}})
+	if err != nil || !strings.Contains(d.Reasons[0], `"usage_scope":{"group":"eng","subject":""}`) {
+		t.Errorf("usage scope input = %q, %v", d.Reasons, err)
+	}
+
 	// A nil identity is an empty one, not an absent one.
 	d, err = e.Decide(context.Background(), &Input{})
 	if err != nil || !strings.Contains(d.Reasons[0], `"groups":[]`) || !strings.Contains(d.Reasons[0], `"subject":""`) {

@@ -34,6 +34,16 @@ type Request struct {
 	Modalities []string
 	ClientIP   string
 	UserAgent  string
+	// UsageScope is whose usage a report (GET /v1/usage/report) asks
+	// for beyond the caller's own, as input.request.usage_scope: nil
+	// otherwise, and then absent from the input.
+	UsageScope *UsageScope
+}
+
+// UsageScope is the scope of a usage report: a subject, a group, or
+// everyone (both empty).
+type UsageScope struct {
+	Subject, Group string
 }
 
 // Keys of the input document, built once: terms are immutable once made.
@@ -62,6 +72,8 @@ var (
 	keyRequest              = ast.StringTerm("request")
 	keyTime                 = ast.StringTerm("time")
 	keyModels               = ast.StringTerm("models")
+	keyUsageScope           = ast.StringTerm("usage_scope")
+	keyGroup                = ast.StringTerm("group")
 )
 
 // value builds the input document directly as an OPA value, so a decision
@@ -94,6 +106,12 @@ func (in *Input) value() ast.Value {
 		ast.Item(keyClientIp, ast.StringTerm(r.ClientIP)),
 		ast.Item(keyUserAgent, ast.StringTerm(r.UserAgent)),
 	)
+	if sc := r.UsageScope; sc != nil {
+		request.Insert(keyUsageScope, ast.NewTerm(ast.NewObject(
+			ast.Item(keySubject, ast.StringTerm(sc.Subject)),
+			ast.Item(keyGroup, ast.StringTerm(sc.Group)),
+		)))
+	}
 	now := in.Time.UTC()
 	tm := ast.NewObject(
 		ast.Item(keyNow, ast.StringTerm(now.Format(time.RFC3339))),

@@ -34,6 +34,9 @@ type Usage struct {
 	OnStoreError string `yaml:"on_store_error"`
 	// Prices override and extend the shipped price table, by model name.
 	Prices map[string]Price `yaml:"prices"`
+	// ReportRetention is how long the report counters (GET
+	// /v1/usage/report) are kept after a day's last call. Zero value: 400 days.
+	ReportRetention Duration `yaml:"report_retention"`
 }
 
 // Price is a model's price in US dollars per million tokens.
@@ -84,6 +87,9 @@ func (c *Config) validateUsage(l *loader) {
 	}
 	if u.FlushInterval < 0 {
 		l.fail("usage.flush_interval", "must not be negative; write it like 1s")
+	}
+	if u.ReportRetention < 0 {
+		l.fail("usage.report_retention", "must not be negative; write it like 9600h")
 	}
 	if u.TimeZone != "" {
 		if _, err := time.LoadLocation(u.TimeZone); err != nil {

@@ -145,6 +145,7 @@ func (s *Server) routesMux() http.Handler {
 	mux.HandleFunc("/v1/embeddings", s.endpoint(http.MethodPost, s.embeddings))
 	mux.HandleFunc("/v1/models", s.endpoint(http.MethodGet, s.listModels))
 	mux.HandleFunc("/v1/usage", s.endpoint(http.MethodGet, s.usageOf))
+	mux.HandleFunc("/v1/usage/report", s.endpoint(http.MethodGet, s.usageReportOf))
 	mux.HandleFunc("/healthz", s.healthz)
 	mux.HandleFunc("/readyz", s.readyz)
 	s.tokenRoutes(mux)

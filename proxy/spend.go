@@ -190,6 +190,15 @@ func (s *Server) settle(c *call) {
 	}
 	if sp.answered {
 		c.rec.CostUSD, c.rec.PriceMissing = cost.USD(), cost.PriceMissing
+		// The report counters: by the model the client asked for and the
+		// provider that served it, for the caller and each of its groups.
+		if err := s.meter.Record(context.WithoutCancel(c.r.Context()), &usage.Call{
+			Subject: c.rec.Identity.Subject, Groups: c.rec.Identity.Groups, Model: c.rec.Model, Provider: c.rec.Provider,
+			Used: used, Pico: cost.Pico,
+		}); err != nil {
+			// The meter warns, at most every 10 s; this is the call's own line.
+			c.logger().Debug("usage report counters not updated", zap.Error(err))
+		}
 	}
 }
 

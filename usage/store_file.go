@@ -26,6 +26,8 @@ import (
 type LocalStore struct {
 	mu       sync.Mutex
 	counters map[string]*localCounter
+	// reports are the report counters, by day, scope, name, model, provider.
+	reports map[reportKey]*reportCounter
 	// pending is what is not written to the log yet, and pendingSettled
 	// how many settlements it holds.
 	pending        []byte
@@ -79,7 +81,7 @@ type bucketAmount struct {
 // NewMemoryStore returns an embedded store that keeps nothing on disk
 // (tests, and the local fallback when Redis is unreachable).
 func NewMemoryStore() *LocalStore {
-	return &LocalStore{counters: map[string]*localCounter{}, now: time.Now}
+	return &LocalStore{counters: map[string]*localCounter{}, reports: map[reportKey]*reportCounter{}, now: time.Now}
 }
 
 // OpenLocalStore opens (or creates) the embedded store's log at path and
@@ -294,6 +296,16 @@ func (s *LocalStore) load() error {
 			s.opts.Warn("usage store: torn last line dropped", fmt.Errorf("%s line %d", s.path, n))
 			break
 		}
+		if line[0] == 'u' {
+			k, t, expires, perr := parseReportLine(line[:len(line)-1])
+			if perr != nil {
+				return fmt.Errorf("usage store %s line %d: %w", s.path, n, perr)
+			}
+			if exp := time.Unix(expires, 0); !now.After(exp) {
+				s.applyReportLocked(k, t, exp)
+			}
+			continue
+		}
 		key, bucket, expires, amt, perr := parseLine(line[:len(line)-1])
 		if perr != nil {
 			return fmt.Errorf("usage store %s line %d: %w", s.path, n, perr)
@@ -319,6 +331,13 @@ func (s *LocalStore) snapshotLocked() []byte {
 		for _, bk := range lc.buckets {
 			b = appendLine(b, 'c', key, bk.bucket, lc.expires.Unix(), bk.Amount)
 		}
+	}
+	for k, rc := range s.reports {
+		if now.After(rc.expires) {
+			delete(s.reports, k)
+			continue
+		}
+		b = appendReportLine(b, k, rc.Totals, rc.expires.Unix())
 	}
 	return b
 }

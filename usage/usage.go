@@ -21,6 +21,8 @@ type Meter struct {
 	// warned is when the local fallback last warned (Unix nanoseconds):
 	// once every warnEvery while the store is down, not once per call.
 	warned atomic.Int64
+	// reportWarned is when a failed Record last warned, likewise.
+	reportWarned atomic.Int64
 }
 
 const warnEvery = 10 * time.Second
@@ -49,6 +51,9 @@ type Options struct {
 	Warn func(msg string, err error)
 	// Now is the clock. Zero value: time.Now.
 	Now func() time.Time
+	// ReportRetention is how long report counters are kept (Record).
+	// Zero value: DefaultReportRetention (400 days).
+	ReportRetention time.Duration
 }
 
 // What a budget does when the store fails.
@@ -82,6 +87,9 @@ func NewMeter(store Store, prices *Prices, o Options) *Meter {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.ReportRetention <= 0 {
+		o.ReportRetention = DefaultReportRetention
 	}
 	return &Meter{store: store, local: NewMemoryStore(), prices: prices, o: o}
 }

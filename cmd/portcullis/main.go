@@ -53,6 +53,8 @@ commands:
   policy check [DIR]                    compile the policy in strict mode
   audit verify [--key-env VAR] FILE...  check the hash chain of audit files, oldest first
   usage [--url URL] [--json]            show your usage against your budgets (key from PORTCULLIS_API_KEY)
+  usage report [--group-by K,...] [--from DAY] [--to DAY] [--subject S | --group G | --all] [--url URL] [--json]
+                                        usage by identity, group, model, provider, day (GET /v1/usage/report)
   version                               print the version
 `
 

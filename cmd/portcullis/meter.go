@@ -67,6 +67,7 @@ func openMeter(cfg *config.Usage, log *zap.Logger) (*usage.Meter, usage.Store, e
 		MinOutputTokens:     int64(cfg.MinOutputTokens),
 		OnStoreError:        cfg.OnStoreError,
 		Warn:                warn,
+		ReportRetention:     cfg.ReportRetention.Std(),
 	})
 	return m, store, nil
 }
@@ -100,6 +101,9 @@ func usageFile(cfg *config.Usage) string {
 // usageCommand prints GET /v1/usage of a running gateway as a table, or
 // as the JSON it answered with --json.
 func usageCommand(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "report" {
+		return usageReportCommand(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("usage", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	base := fs.String("url", envOr("PORTCULLIS_URL", "http://127.0.0.1:8080"), "the gateway's base URL (env PORTCULLIS_URL)")
