@@ -682,3 +682,31 @@ func waitEvent(t *testing.T, events chan authn.SSOEvent, kind string) authn.SSOE
 		}
 	}
 }
+
+// An IdP that is down at the first sign-in does not break the gateway: the
+// browser gets a clear page, discovery is not retried for a few seconds,
+// and the sign-in works once the IdP is back.
+func TestSignInWhileTheIdPIsDown(t *testing.T) {
+	r := newSSORig(t, nil)
+	r.idp.Down = true
+	start := func() (*http.Response, string) {
+		resp, err := r.browser().Get(r.srv.URL + authn.StartURL("test", "/portal/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, string(body)
+	}
+	if resp, body := start(); resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "cannot be reached") {
+		t.Fatalf("IdP down: %d %s", resp.StatusCode, body)
+	}
+	r.idp.Down = false
+	if resp, _ := start(); resp.StatusCode != http.StatusBadGateway || r.idp.Discoveries != 1 {
+		t.Fatalf("discovery retried at once: %d, %d discoveries", resp.StatusCode, r.idp.Discoveries)
+	}
+	r.clock.Add(11 * time.Second)
+	if id, _, body := r.whoami(r.signIn(), nil); id == nil || r.idp.Discoveries != 2 {
+		t.Fatalf("after the outage: %s, %d discoveries", body, r.idp.Discoveries)
+	}
+}

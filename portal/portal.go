@@ -120,6 +120,9 @@ type page struct {
 	Providers []providerLink
 	Models    []string
 	Overage   bool
+	// IdP is the display name of the identity provider the person signed
+	// in with.
+	IdP       string
 	Status    int
 	Message   string
 	Token     *tokenView
@@ -225,6 +228,12 @@ func (p *Portal) homePage(r *http.Request, sess *authn.Session, formError string
 	id := sess.Identity()
 	pg := &page{Title: "Your access", Identity: id, CSRF: sess.CSRF, BaseURL: p.publicURL + "/v1", PublicURL: p.publicURL, Error: formError}
 	pg.Overage, _ = id.Claims["groups_overage"].(bool)
+	pg.IdP, _ = id.Claims["idp"].(string)
+	for _, pr := range p.sso.Providers() {
+		if pr.Name == pg.IdP {
+			pg.IdP = pr.DisplayName
+		}
+	}
 	models, err := p.models.AllowedModels(r, id)
 	if err != nil {
 		pg.Error = "The policy could not be asked which models you may use; none are shown."

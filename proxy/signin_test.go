@@ -124,7 +124,7 @@ func TestBrowserIsSentToSignIn(t *testing.T) {
 
 func TestPortalHomeAndToken(t *testing.T) {
 	s := newSignedIn(t, map[string]any{"email": "alice@example.com", "email_verified": true, "name": "Alice Example", "groups": []string{"engineering"}})
-	for _, want := range []string{"Alice Example", "alice@example.com", s.idp.Issuer() + "#user-1", "engineering", "<code>smart</code>", "<code>demo</code>", "Create token", "Sign out"} {
+	for _, want := range []string{"Alice Example", "alice@example.com", s.idp.Issuer() + "#user-1", "engineering", "<code>smart</code>", "<code>demo</code>", "Create token", "Sign out", "<dd>Corp SSO</dd>"} {
 		if !strings.Contains(s.home, html.EscapeString(want)) && !strings.Contains(s.home, want) {
 			t.Errorf("the home page lacks %q", want)
 		}

@@ -45,6 +45,10 @@ type OIDC struct {
 	NoRefreshToken bool
 	// Refreshes counts successful refresh grants.
 	Refreshes int
+	// Down makes discovery answer 503, as an IdP in an outage does.
+	Down bool
+	// Discoveries counts discovery requests.
+	Discoveries int
 
 	codes    map[string]authCode
 	refresh  map[string]bool
@@ -100,6 +104,14 @@ func (p *OIDC) now() time.Time {
 }
 
 func (p *OIDC) discovery(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	p.Discoveries++
+	down := p.Down
+	p.mu.Unlock()
+	if down {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+		return
+	}
 	oidcJSON(w, http.StatusOK, map[string]any{
 		"issuer":                                p.URL,
 		"authorization_endpoint":                p.URL + "/authorize",
