@@ -27,6 +27,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	// usage.time_zone works on hosts and images without a zoneinfo folder.
+	_ "time/tzdata"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
