@@ -98,6 +98,34 @@ func usageFile(cfg *config.Usage) string {
 	return cfg.File
 }
 
+// getGateway sends GET path to the gateway at base with the caller's
+// credential (PORTCULLIS_API_KEY) and returns the body of a 200 answer,
+// read up to limit bytes.
+func getGateway(base, path string, limit int64) ([]byte, error) {
+	key := os.Getenv("PORTCULLIS_API_KEY")
+	if key == "" {
+		return nil, fmt.Errorf("set PORTCULLIS_API_KEY to your gateway API key or token")
+	}
+	req, err := http.NewRequest(http.MethodGet, strings.TrimRight(base, "/")+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("the gateway answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	return body, nil
+}
+
 // usageCommand prints GET /v1/usage of a running gateway as a table, or
 // as the JSON it answered with --json.
 func usageCommand(args []string, stdout, stderr io.Writer) error {
@@ -111,26 +139,9 @@ func usageCommand(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	key := os.Getenv("PORTCULLIS_API_KEY")
-	if key == "" {
-		return fmt.Errorf("set PORTCULLIS_API_KEY to your gateway API key or token")
-	}
-	req, err := http.NewRequest(http.MethodGet, strings.TrimRight(*base, "/")+"/v1/usage", nil)
+	body, err := getGateway(*base, "/v1/usage", 1<<20)
 	if err != nil {
 		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("the gateway answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
 	}
 	if *raw {
 		_, err := stdout.Write(append(body, '\n'))

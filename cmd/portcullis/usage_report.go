@@ -5,12 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"text/tabwriter"
-	"time"
 )
 
 // usageReportCommand prints GET /v1/usage/report of a running gateway as
@@ -32,10 +29,6 @@ func usageReportCommand(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("usage report: unexpected argument %q", fs.Arg(0))
 	}
-	key := os.Getenv("PORTCULLIS_API_KEY")
-	if key == "" {
-		return fmt.Errorf("set PORTCULLIS_API_KEY to your gateway API key or token")
-	}
 	q := url.Values{}
 	for name, v := range map[string]string{"group_by": *groupBy, "from": *from, "to": *to, "subject": *subject, "group": *group} {
 		if v != "" {
@@ -45,22 +38,9 @@ func usageReportCommand(args []string, stdout, stderr io.Writer) error {
 	if *all {
 		q.Set("all", "true")
 	}
-	req, err := http.NewRequest(http.MethodGet, strings.TrimRight(*base, "/")+"/v1/usage/report?"+q.Encode(), nil)
+	body, err := getGateway(*base, "/v1/usage/report?"+q.Encode(), 16<<20)
 	if err != nil {
 		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("the gateway answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
 	}
 	if *raw {
 		_, err := stdout.Write(append(body, '\n'))
